@@ -1,0 +1,536 @@
+//! Configuration: the TOML file shardgate is started with, parsed strictly (unknown keys are
+//! errors) and validated into a resolved topology with absolute file paths.
+//!
+//! Every problem is reported with the key it concerns, and all problems are reported at once,
+//! so an operator fixes a config in one pass.
+
+mod duration;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use duration::parse_duration;
+
+/// The configuration shipped with shardgate, used by `serve` when no file is given and the
+/// default path does not exist (so a fresh checkout starts with `cargo run -- serve`).
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/shardgate.toml");
+
+/// A config-file problem, naming the key and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub key: String,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.problem)
+    }
+}
+
+/// Everything that can go wrong loading a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config: {}", .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<ConfigProblem>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMethod {
+    Trust,
+    Md5,
+    #[serde(rename = "scram-sha-256")]
+    ScramSha256,
+}
+
+impl fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AuthMethod::Trust => "trust",
+            AuthMethod::Md5 => "md5",
+            AuthMethod::ScramSha256 => "scram-sha-256",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum SyncMode {
+    Off,
+    Normal,
+    Full,
+    Extra,
+}
+
+impl SyncMode {
+    pub fn pragma_value(self) -> &'static str {
+        match self {
+            SyncMode::Off => "OFF",
+            SyncMode::Normal => "NORMAL",
+            SyncMode::Full => "FULL",
+            SyncMode::Extra => "EXTRA",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    server: RawServer,
+    #[serde(default)]
+    storage: RawStorage,
+    #[serde(default)]
+    users: Vec<RawUser>,
+    #[serde(default)]
+    shards: Vec<RawShard>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    #[serde(default = "default_listen")]
+    listen: String,
+    #[serde(default = "default_database")]
+    database: String,
+    #[serde(default = "default_data_dir")]
+    data_dir: PathBuf,
+    #[serde(default = "default_auth")]
+    auth: AuthMethod,
+    #[serde(default = "default_max_connections")]
+    max_connections: usize,
+    #[serde(default = "default_shutdown_timeout")]
+    shutdown_timeout: String,
+    #[serde(default)]
+    admin_users: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    synchronous: Option<SyncMode>,
+    busy_timeout: Option<String>,
+    read_connections: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUser {
+    name: String,
+    password: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawShard {
+    name: String,
+    primary: PathBuf,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:6432".into()
+}
+fn default_database() -> String {
+    "app".into()
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+fn default_auth() -> AuthMethod {
+    AuthMethod::ScramSha256
+}
+fn default_max_connections() -> usize {
+    10_000
+}
+fn default_shutdown_timeout() -> String {
+    "10s".into()
+}
+
+/// A user's stored password: either the clear text, or PostgreSQL's `md5<hex>` form.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoredPassword {
+    Plain(String),
+    /// The 32 hex digits of md5(password || username).
+    Md5Hex(String),
+}
+
+impl fmt::Debug for StoredPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoredPassword::Plain(_) => f.write_str("Plain(***)"),
+            StoredPassword::Md5Hex(_) => f.write_str("Md5Hex(***)"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub name: String,
+    pub password: StoredPassword,
+}
+
+#[derive(Debug, Clone)]
+pub struct ShardConfig {
+    pub name: String,
+    /// Absolute (or data-dir-relative resolved) path of the primary's SQLite file.
+    pub primary: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    pub synchronous: SyncMode,
+    pub busy_timeout: std::time::Duration,
+    pub read_connections: usize,
+}
+
+/// The validated configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database: String,
+    pub data_dir: PathBuf,
+    pub auth: AuthMethod,
+    pub max_connections: usize,
+    pub shutdown_timeout: std::time::Duration,
+    pub admin_users: Vec<String>,
+    pub storage: StorageConfig,
+    pub users: Vec<User>,
+    pub shards: Vec<ShardConfig>,
+}
+
+/// Command-line values that take precedence over the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads `path`; when `path` is `None` and the default file is missing, uses the embedded
+    /// default so that a fresh checkout can start without any file.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let default_path = Path::new("config/shardgate.toml");
+        let (text, base) = match path {
+            Some(p) => (read(p)?, p.parent().map(Path::to_path_buf)),
+            None if default_path.exists() => (read(default_path)?, None),
+            None => (EMBEDDED_DEFAULT.to_string(), None),
+        };
+        let _ = base;
+        Config::parse(&text, overrides)
+    }
+
+    /// Parses and validates config text.
+    pub fn parse(text: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            ConfigError::Invalid(vec![ConfigProblem {
+                key: toml_error_key(&e),
+                problem: e.message().to_string(),
+            }])
+        })?;
+        validate(raw, overrides)
+    }
+
+    pub fn user(&self, name: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.name == name)
+    }
+
+    /// A human-readable description of the resolved topology, printed by `check-config`.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        out.push_str(&format!("listen            {}\n", self.listen));
+        out.push_str(&format!("database          {}\n", self.database));
+        out.push_str(&format!("data_dir          {}\n", self.data_dir.display()));
+        out.push_str(&format!("auth              {}\n", self.auth));
+        out.push_str(&format!("max_connections   {}\n", self.max_connections));
+        out.push_str(&format!(
+            "storage           synchronous={} busy_timeout={:?} read_connections={}\n",
+            self.storage.synchronous.pragma_value(),
+            self.storage.busy_timeout,
+            self.storage.read_connections
+        ));
+        let users: Vec<&str> = self.users.iter().map(|u| u.name.as_str()).collect();
+        out.push_str(&format!("users             {}\n", users.join(", ")));
+        for shard in &self.shards {
+            out.push_str(&format!(
+                "shard {:<11} primary {}\n",
+                shard.name,
+                shard.primary.display()
+            ));
+        }
+        out
+    }
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Turns a toml/serde error into the dotted key it concerns, as far as it can be told.
+fn toml_error_key(e: &toml::de::Error) -> String {
+    let msg = e.message();
+    if let Some(rest) = msg.strip_prefix("unknown field `") {
+        if let Some(end) = rest.find('`') {
+            return rest[..end].to_string();
+        }
+    }
+    if let Some(rest) = msg.strip_prefix("missing field `") {
+        if let Some(end) = rest.find('`') {
+            return rest[..end].to_string();
+        }
+    }
+    match e.span() {
+        Some(span) => format!("(at byte {})", span.start),
+        None => "(config)".to_string(),
+    }
+}
+
+fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigError> {
+    let mut problems = Vec::new();
+    let mut problem = |key: &str, text: String| {
+        problems.push(ConfigProblem {
+            key: key.to_string(),
+            problem: text,
+        })
+    };
+
+    let listen_text = overrides.listen.clone().unwrap_or(raw.server.listen);
+    let listen = match listen_text.parse::<SocketAddr>() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            problem(
+                "server.listen",
+                format!("{listen_text:?} is not an address such as 127.0.0.1:6432"),
+            );
+            None
+        }
+    };
+    if raw.server.database.is_empty() {
+        problem("server.database", "must not be empty".into());
+    }
+    if raw.server.max_connections == 0 {
+        problem("server.max_connections", "must be at least 1".into());
+    }
+    let shutdown_timeout = match parse_duration(&raw.server.shutdown_timeout) {
+        Ok(d) => d,
+        Err(e) => {
+            problem("server.shutdown_timeout", e);
+            std::time::Duration::ZERO
+        }
+    };
+    let busy_timeout = match raw.storage.busy_timeout.as_deref().map(parse_duration) {
+        None => std::time::Duration::from_secs(5),
+        Some(Ok(d)) => d,
+        Some(Err(e)) => {
+            problem("storage.busy_timeout", e);
+            std::time::Duration::ZERO
+        }
+    };
+    let read_connections = raw.storage.read_connections.unwrap_or(4);
+    if read_connections == 0 {
+        problem("storage.read_connections", "must be at least 1".into());
+    }
+
+    let data_dir = overrides.data_dir.clone().unwrap_or(raw.server.data_dir);
+    let data_dir = if data_dir.is_absolute() {
+        data_dir
+    } else {
+        std::env::current_dir()
+            .map(|cwd| cwd.join(&data_dir))
+            .unwrap_or(data_dir)
+    };
+
+    let mut users = Vec::new();
+    let mut seen_users = HashSet::new();
+    for (i, user) in raw.users.into_iter().enumerate() {
+        let key = format!("users[{i}]");
+        if user.name.is_empty() {
+            problem(&format!("{key}.name"), "must not be empty".into());
+            continue;
+        }
+        if !seen_users.insert(user.name.clone()) {
+            problem(
+                &format!("{key}.name"),
+                format!("duplicate user name {:?}", user.name),
+            );
+        }
+        let password = match user.password.strip_prefix("md5") {
+            Some(hex) if hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                StoredPassword::Md5Hex(hex.to_ascii_lowercase())
+            }
+            _ => StoredPassword::Plain(user.password),
+        };
+        users.push(User {
+            name: user.name,
+            password,
+        });
+    }
+    if users.is_empty() {
+        problem("users", "at least one [[users]] entry is required".into());
+    }
+    if raw.server.auth == AuthMethod::ScramSha256 {
+        for user in &users {
+            if matches!(user.password, StoredPassword::Md5Hex(_)) {
+                problem(
+                    "server.auth",
+                    format!(
+                        "scram-sha-256 needs the clear-text password of user {:?} (an md5 hash cannot verify SCRAM)",
+                        user.name
+                    ),
+                );
+            }
+        }
+    }
+    for admin in &raw.server.admin_users {
+        if !seen_users.contains(admin) {
+            problem(
+                "server.admin_users",
+                format!("{admin:?} is not a configured user"),
+            );
+        }
+    }
+
+    let mut shards = Vec::new();
+    let mut seen_shards = HashSet::new();
+    let mut seen_paths = HashSet::new();
+    if raw.shards.is_empty() {
+        problem("shards", "at least one [[shards]] entry is required".into());
+    }
+    if raw.shards.len() > 1 {
+        problem(
+            "shards",
+            "more than one shard needs the sharding support that is not built yet".into(),
+        );
+    }
+    for (i, shard) in raw.shards.into_iter().enumerate() {
+        let key = format!("shards[{i}]");
+        if shard.name.is_empty() {
+            problem(&format!("{key}.name"), "must not be empty".into());
+        } else if !seen_shards.insert(shard.name.clone()) {
+            problem(
+                &format!("{key}.name"),
+                format!("duplicate shard name {:?}", shard.name),
+            );
+        }
+        if shard.primary.as_os_str().is_empty() {
+            problem(&format!("{key}.primary"), "missing file path".into());
+            continue;
+        }
+        let primary = data_dir.join(&shard.primary);
+        if !seen_paths.insert(primary.clone()) {
+            problem(
+                &format!("{key}.primary"),
+                format!("{} is used twice", primary.display()),
+            );
+        }
+        shards.push(ShardConfig {
+            name: shard.name,
+            primary,
+        });
+    }
+
+    if !problems.is_empty() {
+        return Err(ConfigError::Invalid(problems));
+    }
+    Ok(Config {
+        listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 6432))),
+        database: raw.server.database,
+        data_dir,
+        auth: raw.server.auth,
+        max_connections: raw.server.max_connections,
+        shutdown_timeout,
+        admin_users: raw.server.admin_users,
+        storage: StorageConfig {
+            synchronous: raw.storage.synchronous.unwrap_or(SyncMode::Normal),
+            busy_timeout,
+            read_connections,
+        },
+        users,
+        shards,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str) -> Vec<ConfigProblem> {
+        match Config::parse(text, &Overrides::default()) {
+            Err(ConfigError::Invalid(p)) => p,
+            other => panic!("expected invalid config, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let config = Config::parse(EMBEDDED_DEFAULT, &Overrides::default()).unwrap();
+        assert_eq!(config.listen.port(), 6432);
+        assert_eq!(config.database, "app");
+        assert_eq!(config.shards.len(), 1);
+        assert!(config.shards[0].primary.ends_with("main/primary.db"));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let p = problems("[server]\nlisten = \"127.0.0.1:1\"\nlistne = 3\n");
+        assert_eq!(p[0].key, "listne");
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let text = r#"
+[server]
+listen = "nowhere"
+shutdown_timeout = "ten seconds"
+[[users]]
+name = "a"
+password = "x"
+[[users]]
+name = "a"
+password = "y"
+[[shards]]
+name = "main"
+primary = ""
+"#;
+        let keys: Vec<String> = problems(text).into_iter().map(|p| p.key).collect();
+        assert!(keys.contains(&"server.listen".to_string()), "{keys:?}");
+        assert!(keys.contains(&"server.shutdown_timeout".to_string()), "{keys:?}");
+        assert!(keys.contains(&"users[1].name".to_string()), "{keys:?}");
+        assert!(keys.contains(&"shards[0].primary".to_string()), "{keys:?}");
+    }
+
+    #[test]
+    fn md5_stored_password_is_recognised() {
+        let text = "[server]\nauth = \"md5\"\n[[users]]\nname = \"u\"\npassword = \"md5AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"\n[[shards]]\nname = \"m\"\nprimary = \"m.db\"\n";
+        let config = Config::parse(text, &Overrides::default()).unwrap();
+        assert_eq!(
+            config.users[0].password,
+            StoredPassword::Md5Hex("a".repeat(32))
+        );
+    }
+
+    #[test]
+    fn overrides_win() {
+        let config = Config::parse(
+            EMBEDDED_DEFAULT,
+            &Overrides {
+                listen: Some("127.0.0.1:0".into()),
+                data_dir: Some("/tmp/x".into()),
+            },
+        )
+        .unwrap();
+        assert_eq!(config.listen.port(), 0);
+        assert_eq!(config.shards[0].primary, Path::new("/tmp/x/main/primary.db"));
+    }
+}

@@ -1,0 +1,20 @@
+//! Errors of the SQL layer: statements shardgate refuses or cannot make sense of.
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SqlError {
+    /// PostgreSQL SQL that shardgate cannot run correctly on SQLite.
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{0}")]
+    Syntax(String),
+    /// A parameter value that does not decode as its type.
+    #[error("{0}")]
+    InvalidParameter(String),
+    /// A value outside its type's range.
+    #[error("{0}")]
+    OutOfRange(String),
+    #[error("unrecognized configuration parameter \"{0}\"")]
+    UnknownSetting(String),
+    #[error("{0}")]
+    InvalidCopy(String),
+}

@@ -1,0 +1,528 @@
+//! Type inference: the types of `$n` parameters from their context, and the names and types
+//! of result columns, as PostgreSQL would report them.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, LimitClause, SelectItem,
+    SetExpr, Statement, TableFactor, Value, Visit, Visitor,
+};
+
+use super::rewrite::name_text;
+use super::types::{declared_type, PgType, TypeWithMod};
+use crate::storage::schema::Schema;
+
+/// The tables a statement mentions, by alias and by name, to resolve column references.
+struct Scope<'a> {
+    schema: &'a Schema,
+    /// alias or table name (lower case) → table name
+    tables: Vec<(String, String)>,
+}
+
+impl<'a> Scope<'a> {
+    fn of(stmt: &Statement, schema: &'a Schema) -> Scope<'a> {
+        struct Collect(Vec<(String, String)>);
+        impl Visitor for Collect {
+            type Break = ();
+            fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+                if let TableFactor::Table { name, alias, .. } = factor {
+                    let table = name_text(name).to_ascii_lowercase();
+                    let key = alias
+                        .as_ref()
+                        .map(|a| a.name.value.to_ascii_lowercase())
+                        .unwrap_or_else(|| table.clone());
+                    self.0.push((key, table));
+                }
+                ControlFlow::Continue(())
+            }
+            fn pre_visit_relation(&mut self, name: &sqlparser::ast::ObjectName) -> ControlFlow<()> {
+                let table = name_text(name).to_ascii_lowercase();
+                if !self.0.iter().any(|(_, t)| *t == table) {
+                    self.0.push((table.clone(), table));
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let mut collect = Collect(Vec::new());
+        let _ = stmt.visit(&mut collect);
+        Scope {
+            schema,
+            tables: collect.0,
+        }
+    }
+
+    fn column(&self, qualifier: Option<&str>, column: &str) -> Option<TypeWithMod> {
+        match qualifier {
+            Some(q) => {
+                let q = q.to_ascii_lowercase();
+                let table = self
+                    .tables
+                    .iter()
+                    .find(|(alias, _)| *alias == q)
+                    .map(|(_, t)| t.as_str())
+                    .unwrap_or(q.as_str());
+                self.schema.column_type(table, column)
+            }
+            None => self
+                .tables
+                .iter()
+                .find_map(|(_, t)| self.schema.column_type(t, column)),
+        }
+    }
+
+    /// The type PostgreSQL would give `expr`, when it can be told without running it.
+    fn expr_type(&self, expr: &Expr) -> Option<TypeWithMod> {
+        let plain = |pg| Some(TypeWithMod::plain(pg));
+        match expr {
+            Expr::Identifier(ident) => self.column(None, &ident.value),
+            Expr::CompoundIdentifier(parts) => match parts.as_slice() {
+                [.., q, c] => self.column(Some(&q.value), &c.value),
+                [c] => self.column(None, &c.value),
+                [] => None,
+            },
+            Expr::Nested(inner) => self.expr_type(inner),
+            Expr::Cast { data_type, .. } => Some(declared_type(&data_type.to_string()).ty),
+            Expr::Value(v) => match &v.value {
+                Value::Number(n, _) => {
+                    if n.contains(['.', 'e', 'E']) {
+                        plain(PgType::Numeric)
+                    } else if n.parse::<i32>().is_ok() {
+                        plain(PgType::Int4)
+                    } else if n.parse::<i64>().is_ok() {
+                        plain(PgType::Int8)
+                    } else {
+                        plain(PgType::Numeric)
+                    }
+                }
+                Value::Boolean(_) => plain(PgType::Bool),
+                Value::SingleQuotedString(_)
+                | Value::EscapedStringLiteral(_)
+                | Value::DollarQuotedString(_) => plain(PgType::Text),
+                _ => None,
+            },
+            Expr::IsNull(_)
+            | Expr::IsNotNull(_)
+            | Expr::IsTrue(_)
+            | Expr::IsFalse(_)
+            | Expr::IsNotTrue(_)
+            | Expr::IsNotFalse(_)
+            | Expr::IsDistinctFrom(..)
+            | Expr::IsNotDistinctFrom(..)
+            | Expr::In { .. }
+            | Expr::Between { .. }
+            | Expr::Like { .. }
+            | Expr::ILike { .. }
+            | Expr::Exists { .. } => plain(PgType::Bool),
+            Expr::UnaryOp { expr, .. } => self.expr_type(expr),
+            Expr::BinaryOp { left, op, right } => match op {
+                BinaryOperator::Eq
+                | BinaryOperator::NotEq
+                | BinaryOperator::Lt
+                | BinaryOperator::LtEq
+                | BinaryOperator::Gt
+                | BinaryOperator::GtEq
+                | BinaryOperator::And
+                | BinaryOperator::Or => plain(PgType::Bool),
+                BinaryOperator::StringConcat => plain(PgType::Text),
+                BinaryOperator::Plus
+                | BinaryOperator::Minus
+                | BinaryOperator::Multiply
+                | BinaryOperator::Divide
+                | BinaryOperator::Modulo => {
+                    let l = self.expr_type(left)?;
+                    let r = self.expr_type(right)?;
+                    Some(TypeWithMod::plain(wider(l.pg, r.pg)))
+                }
+                _ => None,
+            },
+            Expr::Function(function) => {
+                let name = name_text(&function.name).to_ascii_lowercase();
+                let first_arg = match &function.args {
+                    FunctionArguments::List(list) => list.args.first().and_then(|a| match a {
+                        FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => self.expr_type(e),
+                        _ => None,
+                    }),
+                    _ => None,
+                };
+                match name.as_str() {
+                    "count" => plain(PgType::Int8),
+                    "sum" => match first_arg.map(|t| t.pg) {
+                        Some(PgType::Int2 | PgType::Int4) => plain(PgType::Int8),
+                        Some(PgType::Float4) => plain(PgType::Float4),
+                        Some(PgType::Float8) => plain(PgType::Float8),
+                        _ => plain(PgType::Numeric),
+                    },
+                    "avg" => match first_arg.map(|t| t.pg) {
+                        Some(PgType::Float4 | PgType::Float8) => plain(PgType::Float8),
+                        _ => plain(PgType::Numeric),
+                    },
+                    "min" | "max" | "coalesce" | "abs" | "nullif" => first_arg,
+                    "length" | "char_length" | "octet_length" | "strpos" | "position" => {
+                        plain(PgType::Int4)
+                    }
+                    "now" | "transaction_timestamp" | "statement_timestamp"
+                    | "clock_timestamp" => plain(PgType::Timestamptz),
+                    "current_timestamp" => plain(PgType::Timestamptz),
+                    "current_date" => plain(PgType::Date),
+                    "random" => plain(PgType::Float8),
+                    "gen_random_uuid" => plain(PgType::Uuid),
+                    "pg_backend_pid" => plain(PgType::Int4),
+                    "version" | "current_database" | "current_schema" | "current_user"
+                    | "session_user" | "lower" | "upper" | "trim" | "ltrim" | "rtrim"
+                    | "substr" | "substring" | "replace" | "concat" | "md5"
+                    | "current_setting" | "set_config" | "string_agg" | "format" => {
+                        plain(PgType::Text)
+                    }
+                    _ => None,
+                }
+            }
+            Expr::Case {
+                conditions,
+                else_result,
+                ..
+            } => conditions
+                .iter()
+                .find_map(|c| self.expr_type(&c.result))
+                .or_else(|| else_result.as_ref().and_then(|e| self.expr_type(e))),
+            Expr::Subquery(query) => match query.body.as_ref() {
+                SetExpr::Select(select) => match select.projection.first() {
+                    Some(SelectItem::UnnamedExpr(e)) | Some(SelectItem::ExprWithAlias { expr: e, .. }) => {
+                        self.expr_type(e)
+                    }
+                    _ => None,
+                },
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+fn wider(a: PgType, b: PgType) -> PgType {
+    use PgType::*;
+    let rank = |t| match t {
+        Int2 => 1,
+        Int4 => 2,
+        Int8 => 3,
+        Numeric => 4,
+        Float4 => 5,
+        Float8 => 6,
+        _ => 0,
+    };
+    if rank(a) == 0 {
+        b
+    } else if rank(b) == 0 || rank(a) >= rank(b) {
+        a
+    } else {
+        b
+    }
+}
+
+fn placeholder_index(expr: &Expr) -> Option<usize> {
+    match expr {
+        Expr::Value(v) => match &v.value {
+            Value::Placeholder(p) => p.strip_prefix('$')?.parse().ok(),
+            _ => None,
+        },
+        Expr::Nested(inner) => placeholder_index(inner),
+        _ => None,
+    }
+}
+
+/// The type of every `$n` in `stmt` (index 0 is `$1`), from the column it is compared with
+/// or assigned to, its INSERT column, a LIMIT/OFFSET, or an explicit cast. Parameters with
+/// no context are `text`, as PostgreSQL resolves an unknown literal.
+pub fn parameter_types(stmt: &Statement, schema: &Schema) -> Vec<TypeWithMod> {
+    let scope = Scope::of(stmt, schema);
+    let mut found: HashMap<usize, TypeWithMod> = HashMap::new();
+    let mut max_index = 0usize;
+    let note = |found: &mut HashMap<usize, TypeWithMod>, expr: &Expr, ty: Option<TypeWithMod>| {
+        if let (Some(i), Some(ty)) = (placeholder_index(expr), ty) {
+            found.entry(i).or_insert(ty);
+        }
+    };
+
+    // INSERT ... (columns) VALUES (...)
+    if let Statement::Insert(insert) = stmt {
+        if let sqlparser::ast::TableObject::TableName(name) = &insert.table {
+            let table = name_text(name);
+            let columns: Vec<String> = if insert.columns.is_empty() {
+                schema
+                    .table(&table)
+                    .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
+                    .unwrap_or_default()
+            } else {
+                insert.columns.iter().map(name_text).collect()
+            };
+            if let Some(source) = &insert.source {
+                if let SetExpr::Values(values) = source.body.as_ref() {
+                    for row in &values.rows {
+                        for (expr, column) in row.iter().zip(columns.iter()) {
+                            note(&mut found, expr, schema.column_type(&table, column));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Statement::Update(update) = stmt {
+        for assignment in &update.assignments {
+            if let sqlparser::ast::AssignmentTarget::ColumnName(column) = &assignment.target {
+                let ty = scope.column(None, &name_text(column));
+                note(&mut found, &assignment.value, ty);
+            }
+        }
+    }
+
+    struct Walk<'s, 'a> {
+        scope: &'s Scope<'a>,
+        found: HashMap<usize, TypeWithMod>,
+        max_index: usize,
+    }
+    impl Walk<'_, '_> {
+        fn pair(&mut self, a: &Expr, b: &Expr) {
+            if let Some(i) = placeholder_index(a) {
+                if let Some(ty) = self.scope.expr_type(b) {
+                    self.found.entry(i).or_insert(ty);
+                }
+            }
+        }
+    }
+    impl Visitor for Walk<'_, '_> {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            if let Some(i) = placeholder_index(expr) {
+                self.max_index = self.max_index.max(i);
+            }
+            match expr {
+                Expr::BinaryOp { left, right, op } => {
+                    if matches!(op, BinaryOperator::StringConcat) {
+                        let text = TypeWithMod::plain(PgType::Text);
+                        for side in [left, right] {
+                            if let Some(i) = placeholder_index(side) {
+                                self.found.entry(i).or_insert(text);
+                            }
+                        }
+                    } else {
+                        self.pair(left, right);
+                        self.pair(right, left);
+                    }
+                }
+                Expr::In {
+                    expr,
+                    target: sqlparser::ast::InTarget::List(list),
+                    ..
+                } => {
+                    for item in list {
+                        self.pair(item, expr);
+                    }
+                }
+                Expr::Between { expr, low, high, .. } => {
+                    self.pair(low, expr);
+                    self.pair(high, expr);
+                    self.pair(expr, low);
+                }
+                Expr::Like { expr, pattern, .. } | Expr::ILike { expr, pattern, .. } => {
+                    let text = TypeWithMod::plain(PgType::Text);
+                    for side in [expr, pattern] {
+                        if let Some(i) = placeholder_index(side) {
+                            self.found.entry(i).or_insert(text);
+                        }
+                    }
+                }
+                Expr::Cast {
+                    expr: inner,
+                    data_type,
+                    ..
+                } => {
+                    if let Some(i) = placeholder_index(inner) {
+                        self.found
+                            .entry(i)
+                            .or_insert(declared_type(&data_type.to_string()).ty);
+                    }
+                }
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_query(&mut self, query: &sqlparser::ast::Query) -> ControlFlow<()> {
+            if let Some(LimitClause::LimitOffset { limit, offset, .. }) = &query.limit_clause {
+                let int8 = TypeWithMod::plain(PgType::Int8);
+                for e in limit.iter().chain(offset.iter().map(|o| &o.value)) {
+                    if let Some(i) = placeholder_index(e) {
+                        self.found.entry(i).or_insert(int8);
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut walk = Walk {
+        scope: &scope,
+        found,
+        max_index,
+    };
+    let _ = stmt.visit(&mut walk);
+    max_index = walk.max_index;
+    let found = walk.found;
+    (1..=max_index)
+        .map(|i| {
+            found
+                .get(&i)
+                .copied()
+                .unwrap_or(TypeWithMod::plain(PgType::Text))
+        })
+        .collect()
+}
+
+/// What the AST says about one select-list item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProjectedItem {
+    /// `*` or `t.*`: expands to columns SQLite names.
+    Wildcard,
+    Column {
+        name: Option<String>,
+        ty: Option<TypeWithMod>,
+    },
+}
+
+/// The select list (or RETURNING list) of a statement, item by item.
+pub fn projection(stmt: &Statement, schema: &Schema) -> Option<Vec<ProjectedItem>> {
+    let scope = Scope::of(stmt, schema);
+    let items: &[SelectItem] = match stmt {
+        Statement::Query(query) => {
+            let mut body = query.body.as_ref();
+            loop {
+                match body {
+                    SetExpr::Select(select) => break &select.projection,
+                    SetExpr::SetOperation { left, .. } => body = left.as_ref(),
+                    SetExpr::Query(q) => body = q.body.as_ref(),
+                    _ => return None,
+                }
+            }
+        }
+        Statement::Insert(insert) => insert.returning.as_deref()?,
+        Statement::Update(update) => update.returning.as_deref()?,
+        Statement::Delete(delete) => delete.returning.as_deref()?,
+        _ => return None,
+    };
+    Some(
+        items
+            .iter()
+            .map(|item| match item {
+                SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => {
+                    ProjectedItem::Wildcard
+                }
+                SelectItem::UnnamedExpr(expr) => ProjectedItem::Column {
+                    name: Some(column_name(expr)),
+                    ty: scope.expr_type(expr),
+                },
+                SelectItem::ExprWithAlias { expr, alias } => ProjectedItem::Column {
+                    name: Some(alias.value.clone()),
+                    ty: scope.expr_type(expr),
+                },
+                SelectItem::ExprWithAliases { expr, .. } => ProjectedItem::Column {
+                    name: None,
+                    ty: scope.expr_type(expr),
+                },
+            })
+            .collect(),
+    )
+}
+
+/// The name PostgreSQL gives an unaliased select-list expression.
+fn column_name(expr: &Expr) -> String {
+    match expr {
+        Expr::Identifier(ident) => ident.value.clone(),
+        Expr::CompoundIdentifier(parts) => parts
+            .last()
+            .map(|p| p.value.clone())
+            .unwrap_or_else(|| "?column?".into()),
+        Expr::Function(function) => name_text(&function.name).to_ascii_lowercase(),
+        Expr::Nested(inner) => column_name(inner),
+        Expr::Cast { expr, data_type, .. } => match column_name(expr).as_str() {
+            "?column?" => declared_type(&data_type.to_string())
+                .ty
+                .pg
+                .wire_type()
+                .name()
+                .to_string(),
+            name => name.to_string(),
+        },
+        Expr::Case { .. } => "case".into(),
+        Expr::Exists { .. } => "exists".into(),
+        _ => "?column?".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::parser::Parser;
+
+    fn schema() -> Schema {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        crate::storage::schema::create_internal_tables(&conn).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE accounts (aid INTEGER, bid INT, abalance INT, filler CHAR(84), big BIGINT, name VARCHAR(10), ok BOOLEAN)",
+        )
+        .unwrap();
+        Schema::load(&conn).unwrap()
+    }
+
+    fn parse(sql: &str) -> Statement {
+        Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap().remove(0)
+    }
+
+    fn pgs(types: Vec<TypeWithMod>) -> Vec<PgType> {
+        types.into_iter().map(|t| t.pg).collect()
+    }
+
+    #[test]
+    fn parameters_take_their_context_type() {
+        let s = schema();
+        assert_eq!(
+            pgs(parameter_types(&parse("UPDATE accounts SET abalance = abalance + $1 WHERE aid = $2"), &s)),
+            vec![PgType::Int4, PgType::Int4]
+        );
+        assert_eq!(
+            pgs(parameter_types(&parse("INSERT INTO accounts (big, name, ok) VALUES ($1, $2, $3)"), &s)),
+            vec![PgType::Int8, PgType::Varchar, PgType::Bool]
+        );
+        assert_eq!(
+            pgs(parameter_types(&parse("SELECT * FROM accounts a WHERE a.big IN ($1, $2) LIMIT $3 OFFSET $4"), &s)),
+            vec![PgType::Int8, PgType::Int8, PgType::Int8, PgType::Int8]
+        );
+        assert_eq!(
+            pgs(parameter_types(&parse("SELECT $1::date, $2"), &s)),
+            vec![PgType::Date, PgType::Text]
+        );
+    }
+
+    #[test]
+    fn result_columns_are_named_and_typed_like_postgres() {
+        let s = schema();
+        let items = projection(&parse("SELECT count(*), sum(abalance), 1, 'x', aid AS id, 1 + 2, max(big), now() FROM accounts"), &s).unwrap();
+        let expect = [
+            ("count", PgType::Int8),
+            ("sum", PgType::Int8),
+            ("?column?", PgType::Int4),
+            ("?column?", PgType::Text),
+            ("id", PgType::Int4),
+            ("?column?", PgType::Int4),
+            ("max", PgType::Int8),
+            ("now", PgType::Timestamptz),
+        ];
+        for (item, (name, ty)) in items.iter().zip(expect) {
+            assert_eq!(
+                item,
+                &ProjectedItem::Column {
+                    name: Some(name.to_string()),
+                    ty: Some(TypeWithMod::plain(ty))
+                }
+            );
+        }
+    }
+}

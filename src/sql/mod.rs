@@ -1,0 +1,8 @@
+//! SQL: PostgreSQL in, SQLite out. Parsing, classification, rewriting, and the inference of
+//! parameter and result types.
+pub mod copy;
+pub mod error;
+pub mod infer;
+pub mod plan;
+pub mod rewrite;
+pub mod types;

@@ -1,0 +1,169 @@
+//! The backend interface: what the frontend and router need from a place that stores data.
+//! Today the only implementation is a SQLite file in this process; a replica or shard on
+//! another host, or a PostgreSQL server, would be another implementation of these traits.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+
+use super::connection::{ConnectionSettings, Role};
+use super::error::StorageError;
+use super::exec::{self, ExecOutput, ExecRequest, PreparedShape};
+use super::pool::{Canceller, ConnPool, Lease};
+use super::schema::Schema;
+
+/// What a session is about to do, which decides the connection it gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intent {
+    Read,
+    Write,
+}
+
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// A connection for one statement or one transaction; dropping it ends (and, inside a
+    /// transaction, rolls back) its use.
+    async fn session(&self, intent: Intent) -> Result<Box<dyn BackendSession>, StorageError>;
+    /// The result columns and parameter count of a statement, without running it.
+    async fn describe(&self, sql: Arc<str>) -> Result<PreparedShape, StorageError>;
+    /// The current schema snapshot.
+    fn schema(&self) -> Arc<Schema>;
+    /// Waits for leases to end, checkpoints and closes.
+    async fn close(&self);
+}
+
+#[async_trait]
+pub trait BackendSession: Send {
+    async fn execute(
+        &mut self,
+        request: ExecRequest,
+        canceller: &Canceller,
+    ) -> Result<ExecOutput, StorageError>;
+    fn in_transaction(&self) -> bool;
+}
+
+/// A SQLite database file: one writer, a pool of readers.
+pub struct SqliteBackend {
+    writer: Arc<ConnPool>,
+    readers: Arc<ConnPool>,
+    schema: Arc<RwLock<Arc<Schema>>>,
+}
+
+impl SqliteBackend {
+    /// Opens (creating if needed) the file at `path` and its parent directories.
+    pub async fn open(
+        path: PathBuf,
+        readers: usize,
+        settings: ConnectionSettings,
+    ) -> Result<SqliteBackend, StorageError> {
+        tokio::task::spawn_blocking(move || {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    StorageError::internal(format!("cannot create {}: {e}", parent.display()))
+                })?;
+            }
+            let writer = ConnPool::open(path.clone(), Role::Writer, 1, settings.clone())?;
+            let readers = ConnPool::open(path, Role::Reader, readers, settings)?;
+            Ok::<_, StorageError>((writer, readers))
+        })
+        .await
+        .map_err(|e| StorageError::internal(e.to_string()))?
+        .map(|(writer, readers)| SqliteBackend {
+            writer,
+            readers,
+            schema: Arc::new(RwLock::new(Arc::new(Schema::default()))),
+        })
+    }
+
+    /// Loads the schema snapshot; called once after opening.
+    pub async fn load_schema(&self) -> Result<(), StorageError> {
+        let mut lease = self.writer.lease().await?;
+        let schema = lease
+            .run(&Canceller::default(), |conn| {
+                conn.as_internal(|c| Schema::load(c))
+            })
+            .await?;
+        if let Ok(mut slot) = self.schema.write() {
+            *slot = Arc::new(schema);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Backend for SqliteBackend {
+    async fn session(&self, intent: Intent) -> Result<Box<dyn BackendSession>, StorageError> {
+        let lease = match intent {
+            Intent::Read => self.readers.lease().await?,
+            Intent::Write => self.writer.lease().await?,
+        };
+        Ok(Box::new(SqliteSession {
+            lease,
+            schema: self.schema.clone(),
+        }))
+    }
+
+    async fn describe(&self, sql: Arc<str>) -> Result<PreparedShape, StorageError> {
+        let mut lease = self.readers.lease().await?;
+        lease
+            .run(&Canceller::default(), move |conn| exec::describe(conn, &sql))
+            .await
+    }
+
+    fn schema(&self) -> Arc<Schema> {
+        self.schema
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    async fn close(&self) {
+        self.readers.close(|_| {}).await;
+        self.writer
+            .close(|conn| {
+                if let Err(e) = conn.as_internal(|c| c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")) {
+                    tracing::warn!("checkpoint at shutdown failed: {e}");
+                }
+            })
+            .await;
+    }
+}
+
+struct SqliteSession {
+    lease: Lease,
+    schema: Arc<RwLock<Arc<Schema>>>,
+}
+
+#[async_trait]
+impl BackendSession for SqliteSession {
+    async fn execute(
+        &mut self,
+        request: ExecRequest,
+        canceller: &Canceller,
+    ) -> Result<ExecOutput, StorageError> {
+        let changes_schema = request.changes_schema;
+        let (output, schema) = self
+            .lease
+            .run(canceller, move |conn| {
+                let output = exec::execute(conn, &request)?;
+                let schema = if changes_schema {
+                    Some(conn.as_internal(|c| Schema::load(c))?)
+                } else {
+                    None
+                };
+                Ok((output, schema))
+            })
+            .await?;
+        if let Some(schema) = schema {
+            if let Ok(mut slot) = self.schema.write() {
+                *slot = Arc::new(schema);
+            }
+        }
+        Ok(output)
+    }
+
+    fn in_transaction(&self) -> bool {
+        self.lease.in_transaction()
+    }
+}

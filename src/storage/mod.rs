@@ -1,0 +1,21 @@
+//! Storage: SQLite files and the connections that execute statements on them.
+//!
+//! A database file has exactly one writer connection (so concurrent writers queue in the
+//! proxy instead of colliding on SQLITE_BUSY) and a pool of read connections (WAL readers run
+//! beside the writer). Connections are leased to a session for one statement or for a whole
+//! transaction; a lease dropped inside a transaction rolls it back before the connection is
+//! reused. SQLite work runs on tokio's blocking threads, never on the async workers.
+
+mod backend;
+mod connection;
+mod error;
+mod exec;
+mod pool;
+pub mod schema;
+
+pub use backend::{Backend, BackendSession, Intent, SqliteBackend};
+pub use connection::ConnectionSettings;
+pub use error::{StorageError, StorageErrorKind, LENGTH_CHECK_PREFIX, RANGE_CHECK_PREFIX};
+pub use exec::{ColumnOrigin, ExecOutput, ExecRequest, Params, PreparedShape};
+pub use pool::Canceller;
+pub use rusqlite::types::Value;

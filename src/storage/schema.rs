@@ -1,0 +1,179 @@
+//! The schema as clients see it: every table's columns with the PostgreSQL type they were
+//! declared with. SQLite keeps the declared type text, but not everything (a `bigserial`
+//! key must be declared `INTEGER` to become the rowid), so shardgate records the declared
+//! types in its own table, `_shardgate_columns`, written in the same transaction as the DDL.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rusqlite::Connection;
+
+use super::error::StorageError;
+use crate::sql::types::{declared_type, PgType, TypeWithMod};
+
+/// Tables whose names start with this belong to shardgate; clients cannot touch them.
+pub const INTERNAL_PREFIX: &str = "_shardgate_";
+
+pub fn create_internal_tables(conn: &Connection) -> Result<(), StorageError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS _shardgate_columns (
+            table_name TEXT NOT NULL,
+            column_name TEXT NOT NULL,
+            type_oid INTEGER NOT NULL,
+            type_mod INTEGER NOT NULL,
+            PRIMARY KEY (table_name, column_name)
+        )",
+    )?;
+    Ok(())
+}
+
+/// A change to the recorded declared types that goes with a DDL statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatalogChange {
+    /// Record the declared types of a (new or altered) table's columns.
+    Declare {
+        table: String,
+        columns: Vec<(String, TypeWithMod)>,
+    },
+    /// Forget a dropped table.
+    Forget { table: String },
+    /// A table was renamed.
+    Rename { from: String, to: String },
+}
+
+pub fn apply_change(conn: &Connection, change: &CatalogChange) -> Result<(), StorageError> {
+    match change {
+        CatalogChange::Declare { table, columns } => {
+            let mut stmt = conn.prepare_cached(
+                "INSERT OR REPLACE INTO _shardgate_columns (table_name, column_name, type_oid, type_mod) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for (column, ty) in columns {
+                stmt.execute(rusqlite::params![
+                    table.to_ascii_lowercase(),
+                    column.to_ascii_lowercase(),
+                    ty.pg.oid(),
+                    ty.typmod
+                ])?;
+            }
+        }
+        CatalogChange::Forget { table } => {
+            conn.execute(
+                "DELETE FROM _shardgate_columns WHERE table_name = ?1",
+                [table.to_ascii_lowercase()],
+            )?;
+        }
+        CatalogChange::Rename { from, to } => {
+            conn.execute(
+                "UPDATE _shardgate_columns SET table_name = ?2 WHERE table_name = ?1",
+                [from.to_ascii_lowercase(), to.to_ascii_lowercase()],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnInfo {
+    pub name: String,
+    pub ty: TypeWithMod,
+    pub not_null: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableInfo {
+    pub name: String,
+    pub columns: Vec<ColumnInfo>,
+}
+
+impl TableInfo {
+    pub fn column(&self, name: &str) -> Option<&ColumnInfo> {
+        self.columns
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(name))
+    }
+}
+
+/// A snapshot of every user table, keyed by lower-case name.
+#[derive(Debug, Default, Clone)]
+pub struct Schema {
+    tables: HashMap<String, Arc<TableInfo>>,
+}
+
+impl Schema {
+    pub fn table(&self, name: &str) -> Option<&Arc<TableInfo>> {
+        let name = name.strip_prefix("public.").unwrap_or(name);
+        self.tables.get(&name.to_ascii_lowercase())
+    }
+
+    /// The declared type of `table.column`, if both exist.
+    pub fn column_type(&self, table: &str, column: &str) -> Option<TypeWithMod> {
+        self.table(table)?.column(column).map(|c| c.ty)
+    }
+
+    /// Reads the schema of `main`: SQLite's tables and views, with declared types from
+    /// `_shardgate_columns` where recorded and from SQLite's declared type text otherwise.
+    pub fn load(conn: &Connection) -> Result<Schema, StorageError> {
+        let mut declared: HashMap<(String, String), TypeWithMod> = HashMap::new();
+        {
+            let mut stmt = conn
+                .prepare("SELECT table_name, column_name, type_oid, type_mod FROM _shardgate_columns")?;
+            let rows = stmt.query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, i64>(2)?,
+                    row.get::<_, i64>(3)?,
+                ))
+            })?;
+            for row in rows {
+                let (table, column, oid, typmod) = row?;
+                if let Some(pg) = PgType::from_oid(oid as u32) {
+                    declared.insert(
+                        (table, column),
+                        TypeWithMod {
+                            pg,
+                            typmod: typmod as i32,
+                        },
+                    );
+                }
+            }
+        }
+        let mut names = Vec::new();
+        {
+            let mut stmt = conn.prepare(
+                "SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite^_%' ESCAPE '^' AND name NOT LIKE '^_shardgate^_%' ESCAPE '^'",
+            )?;
+            let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
+            for row in rows {
+                names.push(row?);
+            }
+        }
+        let mut tables = HashMap::new();
+        for name in names {
+            let mut stmt = conn.prepare("SELECT name, type, \"notnull\" FROM pragma_table_info(?1)")?;
+            let rows = stmt.query_map([&name], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, bool>(2)?,
+                ))
+            })?;
+            let mut columns = Vec::new();
+            let lower = name.to_ascii_lowercase();
+            for row in rows {
+                let (column, decl, not_null) = row?;
+                let ty = declared
+                    .get(&(lower.clone(), column.to_ascii_lowercase()))
+                    .copied()
+                    .unwrap_or_else(|| declared_type(&decl).ty);
+                columns.push(ColumnInfo {
+                    name: column,
+                    ty,
+                    not_null,
+                });
+            }
+            tables.insert(lower, Arc::new(TableInfo { name, columns }));
+        }
+        Ok(Schema { tables })
+    }
+}
