@@ -9,5 +9,7 @@
 
 pub mod config;
 pub mod error;
+pub mod frontend;
+pub mod server;
 pub mod sql;
 pub mod storage;

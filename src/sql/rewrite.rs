@@ -224,6 +224,14 @@ fn rewrite_create_table(mut create: sqlparser::ast::CreateTable) -> Result<Rewri
         }
         declared_columns.push((column.name.value.clone(), declared.ty));
         column.data_type = sqlite_column_type(&column.data_type, declared);
+        for option in &mut column.options {
+            // SQLite accepts only literals bare; an expression default needs parentheses.
+            if let ColumnOption::Default(expr) = &mut option.option {
+                if !matches!(expr, Expr::Value(_) | Expr::Nested(_) | Expr::UnaryOp { .. }) {
+                    *expr = Expr::Nested(Box::new(expr.clone()));
+                }
+            }
+        }
         column.options.retain(|o| {
             !matches!(
                 o.option,

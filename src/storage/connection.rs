@@ -95,13 +95,13 @@ pub fn open(path: &Path, role: Role, settings: &ConnectionSettings) -> Result<Sq
     } else {
         conn.pragma_update(None, "query_only", "ON")?;
     }
-    let internal = Arc::new(AtomicBool::new(false));
-    install_authorizer(&conn, internal.clone())?;
     // VACUUM INTO works by attaching its target: with no attachment slot left it cannot.
     conn.set_limit(
         rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED,
         attached_count(&conn)?,
     )?;
+    let internal = Arc::new(AtomicBool::new(false));
+    install_authorizer(&conn, internal.clone())?;
     Ok(SqlConn { conn, internal })
 }
 

@@ -19,3 +19,4 @@ pub use error::{StorageError, StorageErrorKind, LENGTH_CHECK_PREFIX, RANGE_CHECK
 pub use exec::{ColumnOrigin, ExecOutput, ExecRequest, Params, PreparedShape};
 pub use pool::Canceller;
 pub use rusqlite::types::Value;
+pub use schema::Schema;

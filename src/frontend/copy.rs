@@ -1,0 +1,196 @@
+//! COPY FROM STDIN: data arrives in arbitrary chunks, is split into lines and rows, and goes
+//! into the table in batches on one write connection, committed at CopyDone.
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use futures::{Sink, SinkExt};
+use pgwire::api::copy::CopyHandler;
+use pgwire::api::results::Tag;
+use pgwire::api::ClientInfo;
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
+use pgwire::messages::PgWireBackendMessage;
+
+use super::query::session_of;
+use super::session::{CopyInState, TxnState};
+use super::values::from_text;
+use crate::error::Error;
+use crate::sql::copy::split_line;
+use crate::sql::error::SqlError;
+use crate::storage::{Canceller, ExecRequest, Params};
+
+/// Rows buffered before they are written.
+const BATCH_ROWS: usize = 5_000;
+
+pub struct CopyIn;
+
+fn take_lines(copy: &mut CopyInState) -> Result<(), Error> {
+    while let Some(end) = copy.pending.iter().position(|b| *b == b'\n') {
+        let line: Vec<u8> = copy.pending.drain(..=end).collect();
+        let line = std::str::from_utf8(&line[..line.len() - 1])
+            .map_err(|_| SqlError::InvalidCopy("invalid UTF-8 in COPY data".into()))?;
+        add_line(copy, line.trim_end_matches('\r'))?;
+    }
+    Ok(())
+}
+
+fn add_line(copy: &mut CopyInState, line: &str) -> Result<(), Error> {
+    if line == "\\." {
+        return Ok(());
+    }
+    if copy.header_pending {
+        copy.header_pending = false;
+        return Ok(());
+    }
+    let fields = split_line(line, &copy.options);
+    if fields.len() != copy.types.len() {
+        return Err(SqlError::InvalidCopy(format!(
+            "COPY row {} has {} columns, expected {}",
+            copy.count + copy.rows.len() as u64 + 1,
+            fields.len(),
+            copy.types.len()
+        ))
+        .into());
+    }
+    let row = fields
+        .into_iter()
+        .zip(&copy.types)
+        .map(|(field, ty)| match field {
+            None => Ok(rusqlite::types::Value::Null),
+            Some(text) => from_text(&text, *ty),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    copy.rows.push(row);
+    Ok(())
+}
+
+async fn flush(copy: &mut CopyInState, canceller: &Canceller) -> Result<(), Error> {
+    if copy.rows.is_empty() {
+        return Ok(());
+    }
+    let rows = std::mem::take(&mut copy.rows);
+    let count = rows.len() as u64;
+    let Some(backend) = copy.backend.as_mut() else {
+        return Err(SqlError::InvalidCopy("COPY lost its connection".into()).into());
+    };
+    backend
+        .execute(
+            ExecRequest {
+                statements: vec![copy.insert_sql.clone()],
+                params: Params::Many(rows),
+                catalog: Vec::new(),
+                changes_schema: false,
+            },
+            canceller,
+        )
+        .await?;
+    copy.count += count;
+    Ok(())
+}
+
+#[async_trait]
+impl CopyHandler for CopyIn {
+    async fn on_copy_data<C>(&self, client: &mut C, data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = session_of(client).map_err(|e| e.to_pgwire())?;
+        let mut state = session.state.lock().await;
+        let Some(copy) = state.copy_in.as_mut() else {
+            return Ok(());
+        };
+        if copy.error.is_some() {
+            return Ok(());
+        }
+        copy.pending.extend_from_slice(&data.data);
+        let mut result = take_lines(copy);
+        if result.is_ok() && copy.rows.len() >= BATCH_ROWS {
+            result = flush(copy, &session.canceller).await;
+        }
+        if let Err(e) = result {
+            copy.error = Some(e);
+        }
+        Ok(())
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = session_of(client).map_err(|e| e.to_pgwire())?;
+        let mut state = session.state.lock().await;
+        let Some(mut copy) = state.copy_in.take() else {
+            return Ok(());
+        };
+        let mut result = match copy.error.take() {
+            Some(e) => Err(e),
+            None => {
+                let rest = std::mem::take(&mut copy.pending);
+                let tail = String::from_utf8(rest)
+                    .map_err(|_| Error::from(SqlError::InvalidCopy("invalid UTF-8 in COPY data".into())));
+                match tail {
+                    Ok(tail) if !tail.trim_end_matches(['\r', '\n']).is_empty() => {
+                        add_line(&mut copy, tail.trim_end_matches(['\r', '\n']))
+                    }
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        if result.is_ok() {
+            result = flush(&mut copy, &session.canceller).await;
+        }
+        let backend = copy.backend.take();
+        match (result, backend) {
+            (Ok(()), Some(mut backend)) => {
+                if copy.own_transaction {
+                    backend
+                        .execute(ExecRequest::sql("COMMIT"), &session.canceller)
+                        .await
+                        .map_err(|e| Error::from(e).to_pgwire())?;
+                } else {
+                    state.txn = TxnState::Active(backend);
+                }
+                client
+                    .send(PgWireBackendMessage::CommandComplete(
+                        Tag::new("COPY").with_rows(copy.count as usize).into(),
+                    ))
+                    .await?;
+                Ok(())
+            }
+            (Err(e), backend) => {
+                if let (false, Some(backend)) = (copy.own_transaction, backend) {
+                    state.txn = TxnState::Failed(backend);
+                }
+                Err(e.to_pgwire())
+            }
+            (Ok(()), None) => Err(Error::from(SqlError::InvalidCopy("COPY lost its connection".into())).to_pgwire()),
+        }
+    }
+
+    async fn on_copy_fail<C>(&self, client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let Ok(session) = session_of(client) {
+            let mut state = session.state.lock().await;
+            if let Some(mut copy) = state.copy_in.take() {
+                if let (false, Some(backend)) = (copy.own_transaction, copy.backend.take()) {
+                    state.txn = TxnState::Failed(backend);
+                }
+            }
+        }
+        PgWireError::UserError(Box::new(pgwire::error::ErrorInfo::new(
+            "ERROR".into(),
+            "57014".into(),
+            format!("COPY from stdin failed: {}", fail.message),
+        )))
+    }
+}

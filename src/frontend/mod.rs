@@ -1,0 +1,147 @@
+//! The PostgreSQL frontend: the listener, the pgwire handlers, and shutdown.
+
+mod auth;
+mod copy;
+pub mod query;
+pub mod session;
+pub mod values;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pgwire::api::cancel::CancelHandler;
+use pgwire::api::{NoopHandler, PgWireServerHandlers};
+use pgwire::messages::cancel::CancelRequest;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::sql::plan::PlanCache;
+use crate::storage::Backend;
+use session::SessionRegistry;
+
+/// What every connection shares.
+pub struct Shared {
+    pub config: Config,
+    pub backend: Arc<dyn Backend>,
+    pub plans: PlanCache,
+    pub registry: Arc<SessionRegistry>,
+    pub server_version: String,
+    pub users: Arc<auth::ConfiguredUsers>,
+    connections: AtomicUsize,
+}
+
+impl Shared {
+    pub fn new(config: Config, backend: Arc<dyn Backend>) -> Arc<Shared> {
+        Arc::new(Shared {
+            users: Arc::new(auth::ConfiguredUsers::new(&config)),
+            config,
+            backend,
+            plans: PlanCache::default(),
+            registry: Arc::new(SessionRegistry::default()),
+            server_version: format!("15.0 (shardgate {})", env!("CARGO_PKG_VERSION")),
+            connections: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+}
+
+struct Cancel(Arc<SessionRegistry>);
+
+#[async_trait]
+impl CancelHandler for Cancel {
+    async fn on_cancel_request(&self, request: CancelRequest) {
+        self.0.cancel(request.pid, &request.secret_key.to_bytes());
+    }
+}
+
+struct Handlers {
+    startup: Arc<auth::Startup>,
+    query: Arc<query::QueryHandler>,
+    copy: Arc<copy::CopyIn>,
+    cancel: Arc<Cancel>,
+}
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl pgwire::api::query::SimpleQueryHandler> {
+        self.query.clone()
+    }
+    fn extended_query_handler(&self) -> Arc<impl pgwire::api::query::ExtendedQueryHandler> {
+        self.query.clone()
+    }
+    fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
+        self.startup.clone()
+    }
+    fn copy_handler(&self) -> Arc<impl pgwire::api::copy::CopyHandler> {
+        self.copy.clone()
+    }
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        self.cancel.clone()
+    }
+    fn error_handler(&self) -> Arc<impl pgwire::api::ErrorHandler> {
+        Arc::new(NoopHandler)
+    }
+}
+
+/// Counts a connection for `max_connections` while it lives.
+struct ConnectionSlot(Arc<Shared>);
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Accepts connections until `shutdown` resolves, then waits (up to the configured timeout)
+/// for running sessions to finish and closes the backend.
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let handlers = Arc::new(Handlers {
+        startup: Arc::new(auth::Startup::new(shared.clone())),
+        query: Arc::new(query::QueryHandler::new(shared.clone())),
+        copy: Arc::new(copy::CopyIn),
+        cancel: Arc::new(Cancel(shared.registry.clone())),
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let (socket, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                shared.connections.fetch_add(1, Ordering::Relaxed);
+                let slot = ConnectionSlot(shared.clone());
+                let handlers = handlers.clone();
+                tasks.spawn(async move {
+                    let _slot = slot;
+                    if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+                        tracing::debug!("connection from {peer} ended: {e}");
+                    }
+                });
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    tracing::info!("shutting down: waiting for {} connection(s)", tasks.len());
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(shared.config.shutdown_timeout, drain).await.is_err() {
+        tracing::warn!("shutdown timeout reached; closing remaining connections");
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
+    shared.backend.close().await;
+    Ok(())
+}

@@ -1,0 +1,60 @@
+//! Starting the server from a configuration: open the backend, bind, serve until a signal.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::frontend::{self, Shared};
+use crate::storage::{ConnectionSettings, SqliteBackend, StorageError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open {path}: {source}")]
+    Storage { path: String, source: StorageError },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A server that is listening; `run` serves until `shutdown` resolves.
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    pub async fn bind(config: Config) -> Result<Server, StartError> {
+        let shard = &config.shards[0];
+        let settings = ConnectionSettings {
+            synchronous: config.storage.synchronous,
+            busy_timeout: config.storage.busy_timeout,
+            database: config.database.clone(),
+            server_version: format!("15.0 (shardgate {})", env!("CARGO_PKG_VERSION")),
+        };
+        let storage_error = |source| StartError::Storage {
+            path: shard.primary.display().to_string(),
+            source,
+        };
+        let backend = SqliteBackend::open(shard.primary.clone(), config.storage.read_connections, settings)
+            .await
+            .map_err(storage_error)?;
+        backend.load_schema().await.map_err(storage_error)?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let shared = Shared::new(config, Arc::new(backend));
+        Ok(Server { listener, shared })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
+        frontend::serve(self.listener, self.shared, shutdown).await
+    }
+}
