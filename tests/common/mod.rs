@@ -1,0 +1,127 @@
+//! Starts a real shardgate server on an ephemeral port for a test.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use shardgate::config::{Config, Overrides};
+use shardgate::server::Server;
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<()>>,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+pub fn temp_dir(label: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "shardgate-test-{}-{}-{}",
+        label,
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+pub async fn start_with(auth: &str, password: &str) -> TestServer {
+    let data_dir = temp_dir("server");
+    let text = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+database = "app"
+auth = "{auth}"
+shutdown_timeout = "2s"
+[[users]]
+name = "app"
+password = "{password}"
+[[shards]]
+name = "main"
+primary = "main/primary.db"
+"#
+    );
+    let config = Config::parse(
+        &text,
+        &Overrides {
+            listen: None,
+            data_dir: Some(data_dir.clone()),
+        },
+    )
+    .expect("test config is valid");
+    let server = Server::bind(config).await.expect("server starts");
+    let addr = server.local_addr().expect("bound");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        let _ = server
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    TestServer {
+        addr,
+        data_dir,
+        stop: Some(stop),
+        handle: Some(handle),
+    }
+}
+
+pub async fn start() -> TestServer {
+    start_with("scram-sha-256", "app").await
+}
+
+impl TestServer {
+    pub fn url(&self) -> String {
+        format!("postgres://app:app@127.0.0.1:{}/app", self.addr.port())
+    }
+
+    pub async fn connect(&self) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(&self.url(), tokio_postgres::NoTls)
+            .await
+            .expect("connects");
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// Finds an external tool; without it the test is skipped, except under CI=true where a
+/// missing tool is a failure.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{name} is required under CI=true but is not installed");
+        }
+        eprintln!("SKIPPED: {name} is not installed");
+    }
+    found
+}
