@@ -90,7 +90,9 @@ mod tests {
              INSERT INTO p VALUES (1, 'a', 1, 1);",
         )
         .unwrap();
-        let code = |sql: &str| Error::from(StorageError::from(conn.execute_batch(sql).unwrap_err())).sqlstate();
+        let code = |sql: &str| {
+            Error::from(StorageError::from(conn.execute_batch(sql).unwrap_err())).sqlstate()
+        };
         assert_eq!(code("INSERT INTO p VALUES (1, 'b', 1, 1)"), "23505");
         assert_eq!(code("INSERT INTO p VALUES (2, NULL, 1, 1)"), "23502");
         assert_eq!(code("INSERT INTO p VALUES (3, 'c', 99, 1)"), "22003");

@@ -8,7 +8,11 @@ use shardgate::config::{Config, ConfigError, Overrides};
 use shardgate::server::Server;
 
 #[derive(Parser)]
-#[command(name = "shardgate", version, about = "A PostgreSQL wire-protocol SQL router over SQLite")]
+#[command(
+    name = "shardgate",
+    version,
+    about = "A PostgreSQL wire-protocol SQL router over SQLite"
+)]
 struct Cli {
     /// Log level (error, warn, info, debug, trace); RUST_LOG overrides it.
     #[arg(long, global = true, default_value = "info")]
@@ -57,13 +61,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -36,9 +36,13 @@ impl Server {
             path: shard.primary.display().to_string(),
             source,
         };
-        let backend = SqliteBackend::open(shard.primary.clone(), config.storage.read_connections, settings)
-            .await
-            .map_err(storage_error)?;
+        let backend = SqliteBackend::open(
+            shard.primary.clone(),
+            config.storage.read_connections,
+            settings,
+        )
+        .await
+        .map_err(storage_error)?;
         backend.load_schema().await.map_err(storage_error)?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

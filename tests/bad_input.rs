@@ -17,7 +17,11 @@ async fn send_raw(server: &common::TestServer, bytes: &[u8]) -> Vec<u8> {
     let mut socket = TcpStream::connect(server.addr).await.unwrap();
     let _ = socket.write_all(bytes).await;
     let mut out = Vec::new();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), socket.read_to_end(&mut out)).await;
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        socket.read_to_end(&mut out),
+    )
+    .await;
     out
 }
 

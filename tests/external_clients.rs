@@ -21,7 +21,9 @@ fn run(tool: &std::path::Path, args: &[&str]) -> (bool, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_output_matches_postgres_format() {
-    let Some(psql) = common::tool("psql") else { return };
+    let Some(psql) = common::tool("psql") else {
+        return;
+    };
     let server = common::start().await;
     let url = server.url();
     let script = "CREATE TABLE p (id SERIAL PRIMARY KEY, name VARCHAR(10), ok BOOLEAN);\n\
@@ -38,7 +40,17 @@ async fn psql_output_matches_postgres_format() {
         let psql = common::tool("psql").unwrap();
         let url = server.url();
         tokio::task::spawn_blocking(move || {
-            run(&psql, &[&url, "-X", "-c", "SELECT id, name, ok FROM p ORDER BY id", "-c", "SELECT count(*) FROM p"])
+            run(
+                &psql,
+                &[
+                    &url,
+                    "-X",
+                    "-c",
+                    "SELECT id, name, ok FROM p ORDER BY id",
+                    "-c",
+                    "SELECT count(*) FROM p",
+                ],
+            )
         })
         .await
         .unwrap()
@@ -54,13 +66,19 @@ async fn psql_output_matches_postgres_format() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pgbench_initializes_and_runs_in_every_protocol_mode() {
-    let Some(pgbench) = common::tool("pgbench") else { return };
+    let Some(pgbench) = common::tool("pgbench") else {
+        return;
+    };
     let server = common::start().await;
     let port = server.addr.port().to_string();
     let base: Vec<String> = ["-h", "127.0.0.1", "-p", port.as_str(), "-U", "app"]
         .map(String::from)
         .to_vec();
-    let init: Vec<String> = base.iter().cloned().chain(["-i".into(), "app".into()]).collect();
+    let init: Vec<String> = base
+        .iter()
+        .cloned()
+        .chain(["-i".into(), "app".into()])
+        .collect();
     let pg = pgbench.clone();
     let (ok, text) = tokio::task::spawn_blocking(move || {
         let refs: Vec<&str> = init.iter().map(String::as_str).collect();
@@ -72,7 +90,10 @@ async fn pgbench_initializes_and_runs_in_every_protocol_mode() {
     assert!(text.contains("done in"), "{text}");
 
     let client = server.connect().await;
-    let row = client.query_one("SELECT count(*) FROM pgbench_accounts", &[]).await.unwrap();
+    let row = client
+        .query_one("SELECT count(*) FROM pgbench_accounts", &[])
+        .await
+        .unwrap();
     assert_eq!(row.get::<_, i64>(0), 100_000);
 
     for mode in ["simple", "extended", "prepared"] {
@@ -91,7 +112,10 @@ async fn pgbench_initializes_and_runs_in_every_protocol_mode() {
             .await
             .unwrap();
             assert!(ok, "pgbench -M {mode} failed:\n{text}");
-            assert!(text.contains("number of failed transactions: 0 (0.000%)"), "-M {mode}:\n{text}");
+            assert!(
+                text.contains("number of failed transactions: 0 (0.000%)"),
+                "-M {mode}:\n{text}"
+            );
             let processed = text
                 .lines()
                 .find_map(|l| l.strip_prefix("number of transactions actually processed: "))

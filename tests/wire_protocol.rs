@@ -7,7 +7,9 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::SimpleQueryMessage;
 
 fn code(e: &tokio_postgres::Error) -> String {
-    e.code().map(|c| c.code().to_string()).unwrap_or_else(|| format!("no code: {e}"))
+    e.code()
+        .map(|c| c.code().to_string())
+        .unwrap_or_else(|| format!("no code: {e}"))
 }
 
 #[tokio::test]
@@ -31,8 +33,22 @@ async fn extended_protocol_binary_types_round_trip() {
         .query_one(
             "INSERT INTO items (small, n, big, r, d, ok, name, body, raw, day, at, atz, u, doc) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
-            &[&7i16, &42i32, &9_000_000_000i64, &1.5f32, &2.25f64, &true, &"name", &"body",
-              &vec![0u8, 1, 255], &day, &at, &atz, &u, &doc],
+            &[
+                &7i16,
+                &42i32,
+                &9_000_000_000i64,
+                &1.5f32,
+                &2.25f64,
+                &true,
+                &"name",
+                &"body",
+                &vec![0u8, 1, 255],
+                &day,
+                &at,
+                &atz,
+                &u,
+                &doc,
+            ],
         )
         .await
         .unwrap();
@@ -58,7 +74,10 @@ async fn extended_protocol_binary_types_round_trip() {
     assert_eq!(row.get::<_, serde_json::Value>(13), doc);
 
     // Expression columns: PostgreSQL's names and types.
-    let row = client.query_one("SELECT count(*), 1 + 1, 'x' AS label FROM items", &[]).await.unwrap();
+    let row = client
+        .query_one("SELECT count(*), 1 + 1, 'x' AS label FROM items", &[])
+        .await
+        .unwrap();
     assert_eq!(row.columns()[0].name(), "count");
     assert_eq!(row.get::<_, i64>(0), 1);
     assert_eq!(row.columns()[1].name(), "?column?");
@@ -66,7 +85,10 @@ async fn extended_protocol_binary_types_round_trip() {
     assert_eq!(row.get::<_, &str>("label"), "x");
 
     // Parameter types are inferred and announced.
-    let stmt = client.prepare("SELECT n FROM items WHERE big = $1 AND name = $2 LIMIT $3").await.unwrap();
+    let stmt = client
+        .prepare("SELECT n FROM items WHERE big = $1 AND name = $2 LIMIT $3")
+        .await
+        .unwrap();
     let types: Vec<String> = stmt.params().iter().map(|t| t.name().to_string()).collect();
     assert_eq!(types, vec!["int8", "varchar", "int8"]);
     assert_eq!(stmt.columns()[0].type_().name(), "int4");
@@ -77,7 +99,10 @@ async fn extended_protocol_binary_types_round_trip() {
 async fn simple_protocol_multi_statement_stops_at_first_error() {
     let server = common::start().await;
     let client = server.connect().await;
-    client.batch_execute("CREATE TABLE m (v INT)").await.unwrap();
+    client
+        .batch_execute("CREATE TABLE m (v INT)")
+        .await
+        .unwrap();
     let err = client
         .simple_query("INSERT INTO m VALUES (1); SELECT nosuch FROM m; INSERT INTO m VALUES (2)")
         .await
@@ -97,9 +122,18 @@ async fn simple_protocol_multi_statement_stops_at_first_error() {
 async fn failed_transaction_answers_25p02_until_rollback() {
     let server = common::start().await;
     let client = server.connect().await;
-    client.batch_execute("CREATE TABLE k (id INT PRIMARY KEY)").await.unwrap();
-    client.batch_execute("BEGIN; INSERT INTO k VALUES (1)").await.unwrap();
-    let err = client.batch_execute("INSERT INTO k VALUES (1)").await.unwrap_err();
+    client
+        .batch_execute("CREATE TABLE k (id INT PRIMARY KEY)")
+        .await
+        .unwrap();
+    client
+        .batch_execute("BEGIN; INSERT INTO k VALUES (1)")
+        .await
+        .unwrap();
+    let err = client
+        .batch_execute("INSERT INTO k VALUES (1)")
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::UNIQUE_VIOLATION));
     let err = client.batch_execute("SELECT 1").await.unwrap_err();
     assert_eq!(code(&err), "25P02");
@@ -119,10 +153,15 @@ async fn errors_carry_postgres_sqlstates() {
     let server = common::start().await;
     let client = server.connect().await;
     client
-        .batch_execute("CREATE TABLE e (id INT PRIMARY KEY, v TEXT NOT NULL, n INTEGER, c INT CHECK (c > 0))")
+        .batch_execute(
+            "CREATE TABLE e (id INT PRIMARY KEY, v TEXT NOT NULL, n INTEGER, c INT CHECK (c > 0))",
+        )
         .await
         .unwrap();
-    client.batch_execute("INSERT INTO e VALUES (1, 'a', 1, 1)").await.unwrap();
+    client
+        .batch_execute("INSERT INTO e VALUES (1, 'a', 1, 1)")
+        .await
+        .unwrap();
     let cases = [
         ("INSERT INTO e VALUES (1, 'a', 1, 1)", "23505"),
         ("INSERT INTO e VALUES (2, NULL, 1, 1)", "23502"),
@@ -149,15 +188,30 @@ async fn errors_carry_postgres_sqlstates() {
 async fn session_settings_and_savepoints() {
     let server = common::start().await;
     let client = server.connect().await;
-    client.batch_execute("SET application_name = 'tests'").await.unwrap();
-    let row = client.query_one("SHOW application_name", &[]).await.unwrap();
+    client
+        .batch_execute("SET application_name = 'tests'")
+        .await
+        .unwrap();
+    let row = client
+        .query_one("SHOW application_name", &[])
+        .await
+        .unwrap();
     assert_eq!(row.get::<_, &str>(0), "tests");
-    let row = client.query_one("SELECT current_setting('DateStyle')", &[]).await.unwrap();
+    let row = client
+        .query_one("SELECT current_setting('DateStyle')", &[])
+        .await
+        .unwrap();
     assert_eq!(row.get::<_, &str>(0), "ISO, MDY");
-    let err = client.batch_execute("SHOW no_such_setting").await.unwrap_err();
+    let err = client
+        .batch_execute("SHOW no_such_setting")
+        .await
+        .unwrap_err();
     assert_eq!(code(&err), "42704");
 
-    client.batch_execute("CREATE TABLE s (v INT)").await.unwrap();
+    client
+        .batch_execute("CREATE TABLE s (v INT)")
+        .await
+        .unwrap();
     client
         .batch_execute("BEGIN; INSERT INTO s VALUES (1); SAVEPOINT a; INSERT INTO s VALUES (2); ROLLBACK TO SAVEPOINT a; COMMIT")
         .await
@@ -174,28 +228,51 @@ async fn copy_in_and_out() {
     use futures::{SinkExt, StreamExt};
     let server = common::start().await;
     let client = server.connect().await;
-    client.batch_execute("CREATE TABLE c (id INT, name TEXT, ok BOOLEAN)").await.unwrap();
-    let sink = client.copy_in("COPY c (id, name, ok) FROM STDIN").await.unwrap();
+    client
+        .batch_execute("CREATE TABLE c (id INT, name TEXT, ok BOOLEAN)")
+        .await
+        .unwrap();
+    let sink = client
+        .copy_in("COPY c (id, name, ok) FROM STDIN")
+        .await
+        .unwrap();
     futures::pin_mut!(sink);
     let mut data = String::new();
     for i in 0..10_000 {
-        data.push_str(&format!("{i}\tname\\t{i}\t{}\n", if i % 2 == 0 { "t" } else { "f" }));
+        data.push_str(&format!(
+            "{i}\tname\\t{i}\t{}\n",
+            if i % 2 == 0 { "t" } else { "f" }
+        ));
     }
     data.push_str("10000\t\\N\tt\n");
     // Arbitrary chunk boundaries, including mid-line.
     for chunk in data.as_bytes().chunks(777) {
-        sink.send(bytes::Bytes::copy_from_slice(chunk)).await.unwrap();
+        sink.send(bytes::Bytes::copy_from_slice(chunk))
+            .await
+            .unwrap();
     }
     let copied = sink.finish().await.unwrap();
     assert_eq!(copied, 10_001);
-    let row = client.query_one("SELECT count(*), sum(id) FROM c WHERE ok", &[]).await.unwrap();
+    let row = client
+        .query_one("SELECT count(*), sum(id) FROM c WHERE ok", &[])
+        .await
+        .unwrap();
     assert_eq!(row.get::<_, i64>(0), 5_001);
-    let row = client.query_one("SELECT name FROM c WHERE id = 3", &[]).await.unwrap();
+    let row = client
+        .query_one("SELECT name FROM c WHERE id = 3", &[])
+        .await
+        .unwrap();
     assert_eq!(row.get::<_, &str>(0), "name\t3");
 
-    let stream = client.copy_out("COPY (SELECT id, name FROM c WHERE id >= 9999 ORDER BY id) TO STDOUT").await.unwrap();
+    let stream = client
+        .copy_out("COPY (SELECT id, name FROM c WHERE id >= 9999 ORDER BY id) TO STDOUT")
+        .await
+        .unwrap();
     let chunks: Vec<bytes::Bytes> = stream.map(|c| c.unwrap()).collect().await;
-    let text: String = chunks.iter().map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+    let text: String = chunks
+        .iter()
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
     assert_eq!(text, "9999\tname\\t9999\n10000\t\\N\n");
     server.stop().await;
 }
@@ -205,13 +282,22 @@ async fn authentication_and_database_checks() {
     let server = common::start().await;
     let port = server.addr.port();
     let bad = format!("postgres://app:wrong@127.0.0.1:{port}/app");
-    let err = tokio_postgres::connect(&bad, tokio_postgres::NoTls).await.err().expect("refused");
+    let err = tokio_postgres::connect(&bad, tokio_postgres::NoTls)
+        .await
+        .err()
+        .expect("refused");
     assert_eq!(code(&err), "28P01");
     let unknown = format!("postgres://nobody:app@127.0.0.1:{port}/app");
-    let err = tokio_postgres::connect(&unknown, tokio_postgres::NoTls).await.err().expect("refused");
+    let err = tokio_postgres::connect(&unknown, tokio_postgres::NoTls)
+        .await
+        .err()
+        .expect("refused");
     assert_eq!(code(&err), "28P01");
     let other_db = format!("postgres://app:app@127.0.0.1:{port}/other");
-    let err = tokio_postgres::connect(&other_db, tokio_postgres::NoTls).await.err().expect("refused");
+    let err = tokio_postgres::connect(&other_db, tokio_postgres::NoTls)
+        .await
+        .err()
+        .expect("refused");
     assert_eq!(code(&err), "3D000");
     server.stop().await;
 
@@ -220,9 +306,17 @@ async fn authentication_and_database_checks() {
     let stored = format!("md5{:x}", Md5::digest(b"appapp"));
     let server = common::start_with("md5", &stored).await;
     let port = server.addr.port();
-    let ok = tokio_postgres::connect(&format!("postgres://app:app@127.0.0.1:{port}/app"), tokio_postgres::NoTls).await;
+    let ok = tokio_postgres::connect(
+        &format!("postgres://app:app@127.0.0.1:{port}/app"),
+        tokio_postgres::NoTls,
+    )
+    .await;
     assert!(ok.is_ok(), "{:?}", ok.err());
-    let bad = tokio_postgres::connect(&format!("postgres://app:nope@127.0.0.1:{port}/app"), tokio_postgres::NoTls).await;
+    let bad = tokio_postgres::connect(
+        &format!("postgres://app:nope@127.0.0.1:{port}/app"),
+        tokio_postgres::NoTls,
+    )
+    .await;
     assert_eq!(code(&bad.err().expect("refused")), "28P01");
     server.stop().await;
 }

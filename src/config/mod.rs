@@ -219,12 +219,11 @@ impl Config {
     /// default so that a fresh checkout can start without any file.
     pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
         let default_path = Path::new("config/shardgate.toml");
-        let (text, base) = match path {
-            Some(p) => (read(p)?, p.parent().map(Path::to_path_buf)),
-            None if default_path.exists() => (read(default_path)?, None),
-            None => (EMBEDDED_DEFAULT.to_string(), None),
+        let text = match path {
+            Some(p) => read(p)?,
+            None if default_path.exists() => read(default_path)?,
+            None => EMBEDDED_DEFAULT.to_string(),
         };
-        let _ = base;
         Config::parse(&text, overrides)
     }
 
@@ -505,7 +504,10 @@ primary = ""
 "#;
         let keys: Vec<String> = problems(text).into_iter().map(|p| p.key).collect();
         assert!(keys.contains(&"server.listen".to_string()), "{keys:?}");
-        assert!(keys.contains(&"server.shutdown_timeout".to_string()), "{keys:?}");
+        assert!(
+            keys.contains(&"server.shutdown_timeout".to_string()),
+            "{keys:?}"
+        );
         assert!(keys.contains(&"users[1].name".to_string()), "{keys:?}");
         assert!(keys.contains(&"shards[0].primary".to_string()), "{keys:?}");
     }
@@ -531,6 +533,9 @@ primary = ""
         )
         .unwrap();
         assert_eq!(config.listen.port(), 0);
-        assert_eq!(config.shards[0].primary, Path::new("/tmp/x/main/primary.db"));
+        assert_eq!(
+            config.shards[0].primary,
+            Path::new("/tmp/x/main/primary.db")
+        );
     }
 }

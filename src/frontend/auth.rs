@@ -8,13 +8,15 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::Sink;
 use md5::{Digest, Md5};
+use pgwire::api::auth::driver::AuthOutcome;
 use pgwire::api::auth::md5pass::{hash_md5_password, Md5PasswordAuth};
 use pgwire::api::auth::mechanism::AuthMechanismFactory;
-use pgwire::api::auth::sasl::scram::{gen_salted_password, ScramAuth, ScramSecret, SCRAM_ITERATIONS};
+use pgwire::api::auth::sasl::scram::{
+    gen_salted_password, ScramAuth, ScramSecret, SCRAM_ITERATIONS,
+};
 use pgwire::api::auth::{
     AuthDriver, AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
 };
-use pgwire::api::auth::driver::AuthOutcome;
 use pgwire::api::ClientInfo;
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
@@ -111,14 +113,21 @@ impl Startup {
     }
 
     fn fatal(code: &str, message: String) -> PgWireError {
-        PgWireError::UserError(Box::new(ErrorInfo::new("FATAL".into(), code.into(), message)))
+        PgWireError::UserError(Box::new(ErrorInfo::new(
+            "FATAL".into(),
+            code.into(),
+            message,
+        )))
     }
 
     /// Checks what can be checked before the password: database name, capacity.
     fn admit<C: ClientInfo>(&self, client: &C) -> PgWireResult<()> {
         let metadata = client.metadata();
         let user = metadata.get("user").cloned().unwrap_or_default();
-        let database = metadata.get("database").cloned().unwrap_or_else(|| user.clone());
+        let database = metadata
+            .get("database")
+            .cloned()
+            .unwrap_or_else(|| user.clone());
         if database != self.shared.config.database {
             return Err(Self::fatal(
                 "3D000",
@@ -126,21 +135,33 @@ impl Startup {
             ));
         }
         if self.shared.connection_count() > self.shared.config.max_connections {
-            return Err(Self::fatal("53300", "sorry, too many clients already".into()));
+            return Err(Self::fatal(
+                "53300",
+                "sorry, too many clients already".into(),
+            ));
         }
         Ok(())
     }
 
-    async fn finish<C>(&self, client: &mut C, final_message: Option<pgwire::messages::startup::Authentication>) -> PgWireResult<()>
+    async fn finish<C>(
+        &self,
+        client: &mut C,
+        final_message: Option<pgwire::messages::startup::Authentication>,
+    ) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        self.driver.complete_authentication(client, final_message).await?;
+        self.driver
+            .complete_authentication(client, final_message)
+            .await?;
         let metadata = client.metadata();
         let user = metadata.get("user").cloned().unwrap_or_default();
-        let application_name = metadata.get("application_name").cloned().unwrap_or_default();
+        let application_name = metadata
+            .get("application_name")
+            .cloned()
+            .unwrap_or_default();
         let session = Arc::new(Session {
             state: tokio::sync::Mutex::new(SessionState {
                 txn: TxnState::Idle,
@@ -165,7 +186,11 @@ impl Startup {
 
 #[async_trait]
 impl StartupHandler for Startup {
-    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
@@ -187,9 +212,15 @@ impl StartupHandler for Startup {
                             final_message: None,
                         }
                     }
-                    AuthMethod::Md5 => self.driver.begin_authentication(client, self.md5.create()).await?,
+                    AuthMethod::Md5 => {
+                        self.driver
+                            .begin_authentication(client, self.md5.create())
+                            .await?
+                    }
                     AuthMethod::ScramSha256 => {
-                        self.driver.begin_authentication(client, self.scram.create()).await?
+                        self.driver
+                            .begin_authentication(client, self.scram.create())
+                            .await?
                     }
                 }
             }
@@ -200,7 +231,9 @@ impl StartupHandler for Startup {
         };
         match outcome {
             AuthOutcome::InProgress => Ok(()),
-            AuthOutcome::Authenticated { final_message, .. } => self.finish(client, final_message).await,
+            AuthOutcome::Authenticated { final_message, .. } => {
+                self.finish(client, final_message).await
+            }
         }
     }
 }

@@ -131,8 +131,9 @@ impl CopyHandler for CopyIn {
             Some(e) => Err(e),
             None => {
                 let rest = std::mem::take(&mut copy.pending);
-                let tail = String::from_utf8(rest)
-                    .map_err(|_| Error::from(SqlError::InvalidCopy("invalid UTF-8 in COPY data".into())));
+                let tail = String::from_utf8(rest).map_err(|_| {
+                    Error::from(SqlError::InvalidCopy("invalid UTF-8 in COPY data".into()))
+                });
                 match tail {
                     Ok(tail) if !tail.trim_end_matches(['\r', '\n']).is_empty() => {
                         add_line(&mut copy, tail.trim_end_matches(['\r', '\n']))
@@ -169,7 +170,10 @@ impl CopyHandler for CopyIn {
                 }
                 Err(e.to_pgwire())
             }
-            (Ok(()), None) => Err(Error::from(SqlError::InvalidCopy("COPY lost its connection".into())).to_pgwire()),
+            (Ok(()), None) => Err(Error::from(SqlError::InvalidCopy(
+                "COPY lost its connection".into(),
+            ))
+            .to_pgwire()),
         }
     }
 

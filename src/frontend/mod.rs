@@ -137,7 +137,10 @@ pub async fn serve(
     }
     tracing::info!("shutting down: waiting for {} connection(s)", tasks.len());
     let drain = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(shared.config.shutdown_timeout, drain).await.is_err() {
+    if tokio::time::timeout(shared.config.shutdown_timeout, drain)
+        .await
+        .is_err()
+    {
         tracing::warn!("shutdown timeout reached; closing remaining connections");
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}

@@ -75,7 +75,10 @@ pub fn result_columns(
     // Map each SQLite column to its select-list item: items before the first wildcard
     // and after the last one line up from the start and from the end.
     let items = projection.unwrap_or(&[]);
-    let wildcard_count = items.iter().filter(|i| **i == ProjectedItem::Wildcard).count();
+    let wildcard_count = items
+        .iter()
+        .filter(|i| **i == ProjectedItem::Wildcard)
+        .count();
     let item_for = |index: usize| -> Option<&ProjectedItem> {
         if wildcard_count == 0 {
             return items.get(index).filter(|_| items.len() == origins.len());
@@ -188,7 +191,9 @@ pub fn session_of<C: ClientInfo>(client: &C) -> Result<Arc<Session>, Error> {
         .session_extensions()
         .get::<Arc<Session>>()
         .map(|s| (*s).clone())
-        .ok_or_else(|| SessionError::Protocol("no session: authentication did not finish".into()).into())
+        .ok_or_else(|| {
+            SessionError::Protocol("no session: authentication did not finish".into()).into()
+        })
 }
 
 impl Shared {
@@ -261,7 +266,12 @@ impl Shared {
             Action::Copy(copy) => self.start_copy(session, state, copy).await,
             Action::Execute => {
                 let request = ExecRequest {
-                    statements: plan.rewritten.statements.iter().map(|s| Arc::from(s.as_str())).collect(),
+                    statements: plan
+                        .rewritten
+                        .statements
+                        .iter()
+                        .map(|s| Arc::from(s.as_str()))
+                        .collect(),
                     params: Params::One(params),
                     catalog: plan.rewritten.catalog.clone(),
                     changes_schema: plan.rewritten.changes_schema,
@@ -269,7 +279,11 @@ impl Shared {
                 let result = match &mut state.txn {
                     TxnState::Active(backend) => backend.execute(request, &session.canceller).await,
                     _ => {
-                        let intent = if plan.is_write { Intent::Write } else { Intent::Read };
+                        let intent = if plan.is_write {
+                            Intent::Write
+                        } else {
+                            Intent::Read
+                        };
                         let mut backend = self.backend.session(intent).await?;
                         backend.execute(request, &session.canceller).await
                     }
@@ -290,8 +304,12 @@ impl Shared {
                     return Ok(Outcome::Command(command_tag(plan, &output)));
                 }
                 let tag = command_tag(plan, &output);
-                let columns = result_columns(&output.columns, plan.projection.as_deref(), &self.backend.schema());
-                let tag_text = String::from(pgwire::messages::response::CommandComplete::from(tag).tag);
+                let columns = result_columns(
+                    &output.columns,
+                    plan.projection.as_deref(),
+                    &self.backend.schema(),
+                );
+                let tag_text = pgwire::messages::response::CommandComplete::from(tag).tag;
                 Ok(Outcome::Rows {
                     columns,
                     rows: output.rows,
@@ -312,19 +330,32 @@ impl Shared {
         match op {
             TxnOp::Begin { read_only } => {
                 if !matches!(state.txn, TxnState::Idle) {
-                    messages.push(notice("there is already a transaction in progress", "25001"));
+                    messages.push(notice(
+                        "there is already a transaction in progress",
+                        "25001",
+                    ));
                     return Ok(Outcome::Command(Tag::new("BEGIN")));
                 }
-                let intent = if *read_only { Intent::Read } else { Intent::Write };
+                let intent = if *read_only {
+                    Intent::Read
+                } else {
+                    Intent::Write
+                };
                 let mut backend = self.backend.session(intent).await?;
-                backend.execute(ExecRequest::sql("BEGIN"), canceller).await?;
+                backend
+                    .execute(ExecRequest::sql("BEGIN"), canceller)
+                    .await?;
                 state.txn = TxnState::Active(backend);
                 Ok(Outcome::TransactionStart(Tag::new("BEGIN")))
             }
             TxnOp::Commit | TxnOp::Rollback => match state.txn.take() {
                 TxnState::Idle => {
                     messages.push(notice("there is no transaction in progress", "25P01"));
-                    let tag = if *op == TxnOp::Commit { "COMMIT" } else { "ROLLBACK" };
+                    let tag = if *op == TxnOp::Commit {
+                        "COMMIT"
+                    } else {
+                        "ROLLBACK"
+                    };
                     Ok(Outcome::TransactionEnd(Tag::new(tag)))
                 }
                 TxnState::Active(mut backend) => {
@@ -338,15 +369,29 @@ impl Shared {
                     Ok(Outcome::TransactionEnd(Tag::new(tag)))
                 }
                 TxnState::Failed(mut backend) => {
-                    backend.execute(ExecRequest::sql("ROLLBACK"), canceller).await?;
+                    backend
+                        .execute(ExecRequest::sql("ROLLBACK"), canceller)
+                        .await?;
                     Ok(Outcome::TransactionEnd(Tag::new("ROLLBACK")))
                 }
             },
             TxnOp::Savepoint(name) | TxnOp::Release(name) | TxnOp::RollbackTo(name) => {
                 let (sql, tag, what) = match op {
-                    TxnOp::Savepoint(_) => (format!("SAVEPOINT \"{}\"", name.replace('"', "\"\"")), "SAVEPOINT", "SAVEPOINT"),
-                    TxnOp::Release(_) => (format!("RELEASE SAVEPOINT \"{}\"", name.replace('"', "\"\"")), "RELEASE", "RELEASE SAVEPOINT"),
-                    _ => (format!("ROLLBACK TO SAVEPOINT \"{}\"", name.replace('"', "\"\"")), "ROLLBACK", "ROLLBACK TO SAVEPOINT"),
+                    TxnOp::Savepoint(_) => (
+                        format!("SAVEPOINT \"{}\"", name.replace('"', "\"\"")),
+                        "SAVEPOINT",
+                        "SAVEPOINT",
+                    ),
+                    TxnOp::Release(_) => (
+                        format!("RELEASE SAVEPOINT \"{}\"", name.replace('"', "\"\"")),
+                        "RELEASE",
+                        "RELEASE SAVEPOINT",
+                    ),
+                    _ => (
+                        format!("ROLLBACK TO SAVEPOINT \"{}\"", name.replace('"', "\"\"")),
+                        "ROLLBACK",
+                        "ROLLBACK TO SAVEPOINT",
+                    ),
                 };
                 let recovering = matches!(op, TxnOp::RollbackTo(_));
                 match state.txn.take() {
@@ -383,7 +428,9 @@ impl Shared {
         let schema = self.backend.schema();
         if copy.from_stdin {
             let CopySource::Table { table, columns } = &copy.source else {
-                return Err(crate::sql::error::SqlError::Syntax("COPY FROM needs a table".into()).into());
+                return Err(
+                    crate::sql::error::SqlError::Syntax("COPY FROM needs a table".into()).into(),
+                );
             };
             let info = schema.table(table).ok_or_else(|| {
                 crate::storage::StorageError::new(
@@ -407,7 +454,10 @@ impl Shared {
                 types.push(column.ty.pg);
             }
             let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
-            let quoted: Vec<String> = names.iter().map(|n| format!("\"{}\"", n.replace('"', "\"\""))).collect();
+            let quoted: Vec<String> = names
+                .iter()
+                .map(|n| format!("\"{}\"", n.replace('"', "\"\"")))
+                .collect();
             let insert_sql: Arc<str> = Arc::from(format!(
                 "INSERT INTO \"{}\" ({}) VALUES ({})",
                 info.name.replace('"', "\"\""),
@@ -419,7 +469,9 @@ impl Shared {
                 other => {
                     state.txn = other;
                     let mut backend = self.backend.session(Intent::Write).await?;
-                    backend.execute(ExecRequest::sql("BEGIN"), &session.canceller).await?;
+                    backend
+                        .execute(ExecRequest::sql("BEGIN"), &session.canceller)
+                        .await?;
                     (backend, true)
                 }
             };
@@ -440,21 +492,35 @@ impl Shared {
         let query = match &copy.source {
             CopySource::Query(q) => q.clone(),
             CopySource::Table { table, columns } => {
-                let cols = if columns.is_empty() { "*".to_string() } else { columns.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ") };
+                let cols = if columns.is_empty() {
+                    "*".to_string()
+                } else {
+                    columns
+                        .iter()
+                        .map(|c| format!("\"{c}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
                 format!("SELECT {cols} FROM \"{table}\"")
             }
         };
         let plans = self.plans.plan(&query, &schema);
         let [plan] = &plans[..] else {
-            return Err(crate::sql::error::SqlError::Syntax("COPY needs exactly one query".into()).into());
+            return Err(
+                crate::sql::error::SqlError::Syntax("COPY needs exactly one query".into()).into(),
+            );
         };
         let mut ignored = Vec::new();
         match Box::pin(self.run(session, state, plan, Vec::new(), &mut ignored)).await? {
             Outcome::Rows { columns, rows, .. } => {
                 let mut data = Vec::with_capacity(rows.len() + 1);
                 if copy.options.header {
-                    let header: Vec<Option<String>> = columns.iter().map(|c| Some(c.name.clone())).collect();
-                    data.push(bytes::Bytes::from(crate::sql::copy::format_line(&header, &copy.options)));
+                    let header: Vec<Option<String>> =
+                        columns.iter().map(|c| Some(c.name.clone())).collect();
+                    data.push(bytes::Bytes::from(crate::sql::copy::format_line(
+                        &header,
+                        &copy.options,
+                    )));
                 }
                 for row in rows {
                     let fields = row
@@ -465,16 +531,25 @@ impl Shared {
                             v => super::values::to_text(v, c.ty.pg).map(Some),
                         })
                         .collect::<Result<Vec<_>, _>>()?;
-                    data.push(bytes::Bytes::from(crate::sql::copy::format_line(&fields, &copy.options)));
+                    data.push(bytes::Bytes::from(crate::sql::copy::format_line(
+                        &fields,
+                        &copy.options,
+                    )));
                 }
-                Ok(Outcome::CopyOut { columns: columns.len(), data })
+                Ok(Outcome::CopyOut {
+                    columns: columns.len(),
+                    data,
+                })
             }
-            _ => Err(crate::sql::error::SqlError::Syntax("COPY query returned no rows description".into()).into()),
+            _ => Err(crate::sql::error::SqlError::Syntax(
+                "COPY query returned no rows description".into(),
+            )
+            .into()),
         }
     }
 }
 
-fn outcome_response(outcome: Outcome, format: Option<&Format>, describe: bool) -> Result<Response, Error> {
+fn outcome_response(outcome: Outcome, format: Option<&Format>) -> Result<Response, Error> {
     Ok(match outcome {
         Outcome::Empty => Response::EmptyQuery,
         Outcome::Command(tag) => Response::Execution(tag),
@@ -483,13 +558,21 @@ fn outcome_response(outcome: Outcome, format: Option<&Format>, describe: bool) -
         Outcome::Rows { columns, rows, tag } => {
             let fields = Arc::new(field_infos(&columns, format));
             let encoded = encode_rows(&columns, rows, format)?;
-            let mut response = QueryResponse::new(fields, stream::iter(encoded.into_iter().map(Ok)));
+            let mut response =
+                QueryResponse::new(fields, stream::iter(encoded.into_iter().map(Ok)));
             // The tag carries the row count already for DML ... RETURNING; SELECT's count is
             // added by pgwire as rows are sent.
-            let base = tag.split_whitespace().next().unwrap_or("SELECT").to_string();
-            let tag = if base == "INSERT" { "INSERT 0".to_string() } else { base };
+            let base = tag
+                .split_whitespace()
+                .next()
+                .unwrap_or("SELECT")
+                .to_string();
+            let tag = if base == "INSERT" {
+                "INSERT 0".to_string()
+            } else {
+                base
+            };
             response.set_command_tag(&tag);
-            let _ = describe;
             Response::Query(response)
         }
         Outcome::CopyIn(columns) => Response::CopyIn(pgwire::api::results::CopyResponse::new(
@@ -497,11 +580,16 @@ fn outcome_response(outcome: Outcome, format: Option<&Format>, describe: bool) -
             columns,
             stream::empty(),
         )),
-        Outcome::CopyOut { columns, data } => Response::CopyOut(pgwire::api::results::CopyResponse::new(
-            0,
-            columns,
-            stream::iter(data.into_iter().map(|d| Ok(pgwire::messages::copy::CopyData::new(d)))),
-        )),
+        Outcome::CopyOut { columns, data } => {
+            Response::CopyOut(pgwire::api::results::CopyResponse::new(
+                0,
+                columns,
+                stream::iter(
+                    data.into_iter()
+                        .map(|d| Ok(pgwire::messages::copy::CopyData::new(d))),
+                ),
+            ))
+        }
     })
 }
 
@@ -536,9 +624,16 @@ impl SimpleQueryHandler for QueryHandler {
         let implicit = plans.len() > 1
             && matches!(state.txn, TxnState::Idle)
             && plans.iter().any(|p| p.is_write)
-            && !plans.iter().any(|p| matches!(p.action, Action::Transaction(_) | Action::Copy(_)));
+            && !plans
+                .iter()
+                .any(|p| matches!(p.action, Action::Transaction(_) | Action::Copy(_)));
         if implicit {
-            let mut backend = self.shared.backend.session(Intent::Write).await.map_err(|e| Error::from(e).to_pgwire())?;
+            let mut backend = self
+                .shared
+                .backend
+                .session(Intent::Write)
+                .await
+                .map_err(|e| Error::from(e).to_pgwire())?;
             backend
                 .execute(ExecRequest::sql("BEGIN"), &session.canceller)
                 .await
@@ -547,9 +642,12 @@ impl SimpleQueryHandler for QueryHandler {
         }
         let mut failed = false;
         for plan in plans.iter() {
-            let result = self.shared.run(&session, &mut state, plan, Vec::new(), &mut messages).await;
+            let result = self
+                .shared
+                .run(&session, &mut state, plan, Vec::new(), &mut messages)
+                .await;
             send_messages(client, std::mem::take(&mut messages)).await?;
-            match result.and_then(|outcome| outcome_response(outcome, None, true)) {
+            match result.and_then(|outcome| outcome_response(outcome, None)) {
                 Ok(response) => {
                     let copy_in = matches!(response, Response::CopyIn(_));
                     responses.push(response);
@@ -566,8 +664,12 @@ impl SimpleQueryHandler for QueryHandler {
         }
         if implicit {
             let sql = if failed { "ROLLBACK" } else { "COMMIT" };
-            if let TxnState::Active(mut backend) | TxnState::Failed(mut backend) = state.txn.take() {
-                if let Err(e) = backend.execute(ExecRequest::sql(sql), &session.canceller).await {
+            if let TxnState::Active(mut backend) | TxnState::Failed(mut backend) = state.txn.take()
+            {
+                if let Err(e) = backend
+                    .execute(ExecRequest::sql(sql), &session.canceller)
+                    .await
+                {
                     responses.push(Response::Error(Box::new(Error::from(e).to_error_info())));
                 }
             }
@@ -585,7 +687,12 @@ pub struct StatementParser {
 impl QueryParser for StatementParser {
     type Statement = Arc<Prepared>;
 
-    async fn parse_sql<C>(&self, _client: &C, sql: &str, _types: &[Option<Type>]) -> PgWireResult<Option<Arc<Prepared>>>
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<Arc<Prepared>>>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
@@ -608,7 +715,10 @@ impl QueryParser for StatementParser {
                     .map_err(|e| Error::from(e).to_pgwire())?;
                 let mut params = plan.params.clone();
                 params.resize(shape.param_count, TypeWithMod::plain(PgType::Text));
-                (params, result_columns(&shape.columns, plan.projection.as_deref(), &schema))
+                (
+                    params,
+                    result_columns(&shape.columns, plan.projection.as_deref(), &schema),
+                )
             }
             (Action::Show { column, .. }, _) => (
                 Vec::new(),
@@ -619,14 +729,22 @@ impl QueryParser for StatementParser {
             ),
             _ => (Vec::new(), Vec::new()),
         };
-        Ok(Some(Arc::new(Prepared { plan, params, columns })))
+        Ok(Some(Arc::new(Prepared {
+            plan,
+            params,
+            columns,
+        })))
     }
 
     fn get_parameter_types(&self, stmt: &Arc<Prepared>) -> PgWireResult<Vec<Type>> {
         Ok(stmt.params.iter().map(|t| t.pg.wire_type()).collect())
     }
 
-    fn get_result_schema(&self, stmt: &Arc<Prepared>, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+    fn get_result_schema(
+        &self,
+        stmt: &Arc<Prepared>,
+        format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
         Ok(field_infos(&stmt.columns, format))
     }
 }
@@ -652,7 +770,9 @@ fn bind_parameters(portal: &Portal<Arc<Prepared>>) -> Result<Vec<Value>, Error> 
                 Some(bytes) if portal.parameter_format.is_binary(i) => Ok(from_binary(bytes, ty)?),
                 Some(bytes) => {
                     let text = std::str::from_utf8(bytes).map_err(|_| {
-                        crate::sql::error::SqlError::InvalidParameter("invalid UTF-8 in parameter".into())
+                        crate::sql::error::SqlError::InvalidParameter(
+                            "invalid UTF-8 in parameter".into(),
+                        )
                     })?;
                     Ok(from_text(text, ty)?)
                 }
@@ -670,7 +790,11 @@ impl ExtendedQueryHandler for QueryHandler {
         self.parser.clone()
     }
 
-    async fn do_describe_statement<C>(&self, _client: &mut C, target: &StoredStatement<Arc<Prepared>>) -> PgWireResult<DescribeStatementResponse>
+    async fn do_describe_statement<C>(
+        &self,
+        _client: &mut C,
+        target: &StoredStatement<Arc<Prepared>>,
+    ) -> PgWireResult<DescribeStatementResponse>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Arc<Prepared>>,
@@ -690,10 +814,17 @@ impl ExtendedQueryHandler for QueryHandler {
                     .unwrap_or(Type::TEXT)
             })
             .collect();
-        Ok(DescribeStatementResponse::new(params, field_infos(&prepared.columns, None)))
+        Ok(DescribeStatementResponse::new(
+            params,
+            field_infos(&prepared.columns, None),
+        ))
     }
 
-    async fn do_describe_portal<C>(&self, _client: &mut C, portal: &Portal<Arc<Prepared>>) -> PgWireResult<DescribePortalResponse>
+    async fn do_describe_portal<C>(
+        &self,
+        _client: &mut C,
+        portal: &Portal<Arc<Prepared>>,
+    ) -> PgWireResult<DescribePortalResponse>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Arc<Prepared>>,
@@ -706,7 +837,12 @@ impl ExtendedQueryHandler for QueryHandler {
         )))
     }
 
-    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Arc<Prepared>>, _max_rows: usize) -> PgWireResult<Response>
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Arc<Prepared>>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Arc<Prepared>>,
@@ -719,19 +855,25 @@ impl ExtendedQueryHandler for QueryHandler {
         let mut messages = Vec::new();
         let result = {
             let mut state = session.state.lock().await;
-            self.shared.run(&session, &mut state, &prepared.plan, params, &mut messages).await
+            self.shared
+                .run(&session, &mut state, &prepared.plan, params, &mut messages)
+                .await
         };
         send_messages(client, messages).await?;
         let outcome = result.map_err(|e| e.to_pgwire())?;
         // Describe promised these columns; rows are encoded with the promised types.
         let outcome = match outcome {
-            Outcome::Rows { columns, rows, tag } if columns.len() == prepared.columns.len() && !prepared.columns.is_empty() => Outcome::Rows {
-                columns: prepared.columns.clone(),
-                rows,
-                tag,
-            },
+            Outcome::Rows { columns, rows, tag }
+                if columns.len() == prepared.columns.len() && !prepared.columns.is_empty() =>
+            {
+                Outcome::Rows {
+                    columns: prepared.columns.clone(),
+                    rows,
+                    tag,
+                }
+            }
             other => other,
         };
-        outcome_response(outcome, Some(&portal.result_column_format), false).map_err(|e| e.to_pgwire())
+        outcome_response(outcome, Some(&portal.result_column_format)).map_err(|e| e.to_pgwire())
     }
 }

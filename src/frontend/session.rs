@@ -64,7 +64,10 @@ impl Settings {
             ("max_connections", "10000"),
             ("server_version_num", "150000"),
         ] {
-            defaults.insert(name.to_ascii_lowercase(), (name.to_string(), value.to_string()));
+            defaults.insert(
+                name.to_ascii_lowercase(),
+                (name.to_string(), value.to_string()),
+            );
         }
         Settings {
             values: defaults.clone(),
@@ -89,7 +92,11 @@ impl Settings {
             .or_else(|| name.contains('.').then(|| name.to_string()))?;
         let value = match value {
             Some(v) => v,
-            None => self.defaults.get(&key).map(|(_, v)| v.clone()).unwrap_or_default(),
+            None => self
+                .defaults
+                .get(&key)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default(),
         };
         self.values.insert(key, (canonical.clone(), value.clone()));
         Some((canonical, value))

@@ -193,7 +193,12 @@ pub fn to_text(value: &Value, ty: PgType) -> Result<String, SqlError> {
 }
 
 /// Appends `value` as one DataRow field (length prefix included).
-pub fn encode_field(buf: &mut BytesMut, value: &Value, ty: PgType, binary: bool) -> Result<(), SqlError> {
+pub fn encode_field(
+    buf: &mut BytesMut,
+    value: &Value,
+    ty: PgType,
+    binary: bool,
+) -> Result<(), SqlError> {
     if matches!(value, Value::Null) {
         buf.put_i32(-1);
         return Ok(());
@@ -299,12 +304,17 @@ fn numeric_binary(text: &str) -> Option<Vec<u8>> {
     // Expand exponent notation (from REAL values) into plain decimal.
     let plain = if digits.contains(['e', 'E']) {
         let value: f64 = digits.parse().ok()?;
-        format!("{value:.15}").trim_end_matches('0').trim_end_matches('.').to_string()
+        format!("{value:.15}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
     } else {
         digits.to_string()
     };
     let (int_part, frac_part) = plain.split_once('.').unwrap_or((&plain, ""));
-    if !int_part.chars().all(|c| c.is_ascii_digit()) || !frac_part.chars().all(|c| c.is_ascii_digit()) {
+    if !int_part.chars().all(|c| c.is_ascii_digit())
+        || !frac_part.chars().all(|c| c.is_ascii_digit())
+    {
         return None;
     }
     let dscale = frac_part.len();
@@ -315,7 +325,11 @@ fn numeric_binary(text: &str) -> Option<Vec<u8>> {
     let int_digits = format!("{}{}", "0".repeat(int_pad), int_part);
     let frac_digits = format!("{}{}", frac_part, "0".repeat(frac_pad));
     let mut groups: Vec<i16> = Vec::new();
-    for chunk in int_digits.as_bytes().chunks(4).chain(frac_digits.as_bytes().chunks(4)) {
+    for chunk in int_digits
+        .as_bytes()
+        .chunks(4)
+        .chain(frac_digits.as_bytes().chunks(4))
+    {
         let s = std::str::from_utf8(chunk).ok()?;
         groups.push(s.parse().ok()?);
     }
@@ -330,7 +344,11 @@ fn numeric_binary(text: &str) -> Option<Vec<u8>> {
     if groups.is_empty() {
         weight = 0;
     }
-    let sign: u16 = if negative && !groups.is_empty() { 0x4000 } else { 0 };
+    let sign: u16 = if negative && !groups.is_empty() {
+        0x4000
+    } else {
+        0
+    };
     out.extend_from_slice(&(groups.len() as i16).to_be_bytes());
     out.extend_from_slice(&weight.to_be_bytes());
     out.extend_from_slice(&sign.to_be_bytes());
@@ -352,7 +370,9 @@ fn numeric_from_binary(bytes: &[u8]) -> Option<String> {
     if sign == 0xC000 {
         return Some("NaN".into());
     }
-    let digits: Vec<i16> = (0..ndigits).map(|i| read(8 + i * 2)).collect::<Option<_>>()?;
+    let digits: Vec<i16> = (0..ndigits)
+        .map(|i| read(8 + i * 2))
+        .collect::<Option<_>>()?;
     let mut int_part = String::new();
     for w in 0..=weight.max(-1) {
         let d = digits.get(w as usize).copied().unwrap_or(0);
@@ -370,7 +390,11 @@ fn numeric_from_binary(bytes: &[u8]) -> Option<String> {
     let mut frac = String::new();
     let mut idx = weight + 1;
     while frac.len() < dscale {
-        let d = if idx < 0 { 0 } else { digits.get(idx as usize).copied().unwrap_or(0) };
+        let d = if idx < 0 {
+            0
+        } else {
+            digits.get(idx as usize).copied().unwrap_or(0)
+        };
         frac.push_str(&format!("{d:04}"));
         idx += 1;
     }
@@ -416,7 +440,11 @@ pub fn from_text(text: &str, ty: PgType) -> Result<Value, SqlError> {
             let (dt, _) = parse_timestamp(text).ok_or_else(|| invalid(ty, text))?;
             Value::Text(format!("{}+00", format_timestamp(&dt)))
         }
-        PgType::Date => Value::Text(as_date(&Value::Text(text.to_string()))?.format("%Y-%m-%d").to_string()),
+        PgType::Date => Value::Text(
+            as_date(&Value::Text(text.to_string()))?
+                .format("%Y-%m-%d")
+                .to_string(),
+        ),
         PgType::Uuid => Value::Text(
             uuid::Uuid::parse_str(text.trim())
                 .map_err(|_| invalid(ty, text))?
@@ -427,7 +455,7 @@ pub fn from_text(text: &str, ty: PgType) -> Result<Value, SqlError> {
 }
 
 fn decode_hex(digits: &str) -> Option<Vec<u8>> {
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return None;
     }
     (0..digits.len())
@@ -453,12 +481,24 @@ pub fn from_binary(bytes: &[u8], ty: PgType) -> Result<Value, SqlError> {
     };
     Ok(match ty {
         PgType::Bool => Value::Integer((fixed(1)?[0] != 0) as i64),
-        PgType::Int2 => Value::Integer(i16::from_be_bytes(fixed(2)?.try_into().map_err(|_| wrong())?) as i64),
-        PgType::Int4 => Value::Integer(i32::from_be_bytes(fixed(4)?.try_into().map_err(|_| wrong())?) as i64),
-        PgType::Oid => Value::Integer(u32::from_be_bytes(fixed(4)?.try_into().map_err(|_| wrong())?) as i64),
-        PgType::Int8 => Value::Integer(i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| wrong())?)),
-        PgType::Float4 => Value::Real(f32::from_be_bytes(fixed(4)?.try_into().map_err(|_| wrong())?) as f64),
-        PgType::Float8 => Value::Real(f64::from_be_bytes(fixed(8)?.try_into().map_err(|_| wrong())?)),
+        PgType::Int2 => {
+            Value::Integer(i16::from_be_bytes(fixed(2)?.try_into().map_err(|_| wrong())?) as i64)
+        }
+        PgType::Int4 => {
+            Value::Integer(i32::from_be_bytes(fixed(4)?.try_into().map_err(|_| wrong())?) as i64)
+        }
+        PgType::Oid => {
+            Value::Integer(u32::from_be_bytes(fixed(4)?.try_into().map_err(|_| wrong())?) as i64)
+        }
+        PgType::Int8 => Value::Integer(i64::from_be_bytes(
+            fixed(8)?.try_into().map_err(|_| wrong())?,
+        )),
+        PgType::Float4 => {
+            Value::Real(f32::from_be_bytes(fixed(4)?.try_into().map_err(|_| wrong())?) as f64)
+        }
+        PgType::Float8 => Value::Real(f64::from_be_bytes(
+            fixed(8)?.try_into().map_err(|_| wrong())?,
+        )),
         PgType::Numeric => from_text(&numeric_from_binary(bytes).ok_or_else(wrong)?, ty)?,
         PgType::Date => {
             let days = i32::from_be_bytes(fixed(4)?.try_into().map_err(|_| wrong())?);
@@ -474,7 +514,11 @@ pub fn from_binary(bytes: &[u8], ty: PgType) -> Result<Value, SqlError> {
             let micros = i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| wrong())?);
             let dt = pg_epoch() + chrono::Duration::microseconds(micros);
             let text = format_timestamp(&dt);
-            Value::Text(if ty == PgType::Timestamptz { format!("{text}+00") } else { text })
+            Value::Text(if ty == PgType::Timestamptz {
+                format!("{text}+00")
+            } else {
+                text
+            })
         }
         PgType::Uuid => Value::Text(
             uuid::Uuid::from_slice(fixed(16)?)
@@ -495,7 +539,16 @@ mod tests {
 
     #[test]
     fn numeric_binary_round_trips() {
-        for text in ["0", "1", "-1", "12345.678", "0.0001", "100000000", "-0.5", "3.14159"] {
+        for text in [
+            "0",
+            "1",
+            "-1",
+            "12345.678",
+            "0.0001",
+            "100000000",
+            "-0.5",
+            "3.14159",
+        ] {
             let encoded = numeric_binary(text).unwrap();
             assert_eq!(numeric_from_binary(&encoded).unwrap(), text, "{text}");
         }
@@ -504,9 +557,16 @@ mod tests {
     #[test]
     fn text_forms_match_postgres() {
         assert_eq!(to_text(&Value::Integer(1), PgType::Bool).unwrap(), "t");
-        assert_eq!(to_text(&Value::Blob(vec![1, 255]), PgType::Bytea).unwrap(), "\\x01ff");
         assert_eq!(
-            to_text(&Value::Text("2024-01-02 03:04:05.500".into()), PgType::Timestamptz).unwrap(),
+            to_text(&Value::Blob(vec![1, 255]), PgType::Bytea).unwrap(),
+            "\\x01ff"
+        );
+        assert_eq!(
+            to_text(
+                &Value::Text("2024-01-02 03:04:05.500".into()),
+                PgType::Timestamptz
+            )
+            .unwrap(),
             "2024-01-02 03:04:05.5+00"
         );
         assert_eq!(to_text(&Value::Real(1.5), PgType::Float8).unwrap(), "1.5");
@@ -515,11 +575,20 @@ mod tests {
     #[test]
     fn parameters_decode_and_check_range() {
         assert_eq!(from_text("42", PgType::Int4).unwrap(), Value::Integer(42));
-        assert!(matches!(from_text("3000000000", PgType::Int4), Err(SqlError::OutOfRange(_))));
+        assert!(matches!(
+            from_text("3000000000", PgType::Int4),
+            Err(SqlError::OutOfRange(_))
+        ));
         assert_eq!(from_text("true", PgType::Bool).unwrap(), Value::Integer(1));
-        assert_eq!(from_binary(&7i32.to_be_bytes(), PgType::Int4).unwrap(), Value::Integer(7));
+        assert_eq!(
+            from_binary(&7i32.to_be_bytes(), PgType::Int4).unwrap(),
+            Value::Integer(7)
+        );
         assert!(from_binary(&[0, 1], PgType::Int4).is_err());
-        assert_eq!(from_text("\\x0aff", PgType::Bytea).unwrap(), Value::Blob(vec![10, 255]));
+        assert_eq!(
+            from_text("\\x0aff", PgType::Bytea).unwrap(),
+            Value::Blob(vec![10, 255])
+        );
     }
 
     #[test]

@@ -95,7 +95,10 @@ fn unquote_literal(value: &str) -> Result<String, SqlError> {
         .ok_or_else(|| SqlError::InvalidCopy(format!("expected a quoted string, got {value}")))?;
     let unescaped = inner.replace("''", "'");
     Ok(if value.starts_with(['E', 'e']) {
-        unescaped.replace("\\t", "\t").replace("\\n", "\n").replace("\\\\", "\\")
+        unescaped
+            .replace("\\t", "\t")
+            .replace("\\n", "\n")
+            .replace("\\\\", "\\")
     } else {
         unescaped
     })
@@ -112,10 +115,7 @@ fn parse_after_copy(rest: &str) -> Result<CopyCommand, SqlError> {
         let table = unquote_ident(name.rsplit('.').next().unwrap_or(name));
         let rest = rest[end..].trim_start();
         let (columns, rest) = match take_parenthesised(rest) {
-            Some((cols, rest)) => (
-                cols.split(',').map(unquote_ident).collect::<Vec<_>>(),
-                rest,
-            ),
+            Some((cols, rest)) => (cols.split(',').map(unquote_ident).collect::<Vec<_>>(), rest),
             None => (Vec::new(), rest),
         };
         (CopySource::Table { table, columns }, rest)
@@ -125,7 +125,9 @@ fn parse_after_copy(rest: &str) -> Result<CopyCommand, SqlError> {
     } else if let Some(r) = strip_keyword(rest, "to") {
         (false, r)
     } else {
-        return Err(SqlError::Syntax("COPY needs FROM STDIN or TO STDOUT".into()));
+        return Err(SqlError::Syntax(
+            "COPY needs FROM STDIN or TO STDOUT".into(),
+        ));
     };
     let endpoint = if from_stdin { "stdin" } else { "stdout" };
     let rest = strip_keyword(rest, endpoint).ok_or_else(|| {
@@ -244,7 +246,9 @@ fn parse_options(text: &str) -> Result<CopyOptions, SqlError> {
                 i += 2;
             }
             other => {
-                return Err(SqlError::Syntax(format!("COPY option \"{other}\" not recognized")))
+                return Err(SqlError::Syntax(format!(
+                    "COPY option \"{other}\" not recognized"
+                )))
             }
         }
     }
@@ -262,8 +266,19 @@ fn parse_options(text: &str) -> Result<CopyOptions, SqlError> {
 fn is_option_name(word: &str) -> bool {
     matches!(
         word.to_ascii_lowercase().as_str(),
-        "format" | "csv" | "binary" | "delimiter" | "null" | "quote" | "header" | "freeze"
-            | "encoding" | "escape" | "force_quote" | "force_not_null" | "force_null"
+        "format"
+            | "csv"
+            | "binary"
+            | "delimiter"
+            | "null"
+            | "quote"
+            | "header"
+            | "freeze"
+            | "encoding"
+            | "escape"
+            | "force_quote"
+            | "force_not_null"
+            | "force_null"
     )
 }
 
@@ -403,7 +418,9 @@ mod tests {
 
     #[test]
     fn pgbench_copy_forms() {
-        let c = parse_copy("copy pgbench_accounts from stdin with (freeze on)").unwrap().unwrap();
+        let c = parse_copy("copy pgbench_accounts from stdin with (freeze on)")
+            .unwrap()
+            .unwrap();
         assert_eq!(
             c.source,
             CopySource::Table {
@@ -413,7 +430,9 @@ mod tests {
         );
         assert!(c.from_stdin);
         assert_eq!(c.options.format, CopyFormat::Text);
-        let c = parse_copy("COPY t (a, \"B\") FROM STDIN WITH (FORMAT csv, HEADER true, NULL 'x')").unwrap().unwrap();
+        let c = parse_copy("COPY t (a, \"B\") FROM STDIN WITH (FORMAT csv, HEADER true, NULL 'x')")
+            .unwrap()
+            .unwrap();
         assert_eq!(
             c.source,
             CopySource::Table {
@@ -424,7 +443,9 @@ mod tests {
         assert_eq!(c.options.format, CopyFormat::Csv);
         assert!(c.options.header);
         assert_eq!(c.options.null, "x");
-        let c = parse_copy("copy (select 1) to stdout csv header").unwrap().unwrap();
+        let c = parse_copy("copy (select 1) to stdout csv header")
+            .unwrap()
+            .unwrap();
         assert_eq!(c.source, CopySource::Query("select 1".into()));
         assert!(matches!(
             parse_copy("copy t from '/etc/passwd'"),
@@ -443,12 +464,17 @@ mod tests {
         let csv = parse_options("format csv").unwrap();
         assert_eq!(
             split_line("1,,\"a,\"\"b\"\"\",\"\"", &csv),
-            vec![Some("1".into()), None, Some("a,\"b\"".into()), Some("".into())]
+            vec![
+                Some("1".into()),
+                None,
+                Some("a,\"b\"".into()),
+                Some("".into())
+            ]
         );
+        assert_eq!(format_line(&[Some("a,b".into()), None], &csv), "\"a,b\",\n");
         assert_eq!(
-            format_line(&[Some("a,b".into()), None], &csv),
-            "\"a,b\",\n"
+            format_line(&[Some("a\tb".into()), None], &text),
+            "a\\tb\t\\N\n"
         );
-        assert_eq!(format_line(&[Some("a\tb".into()), None], &text), "a\\tb\t\\N\n");
     }
 }

@@ -161,8 +161,9 @@ impl<'a> Scope<'a> {
                     "length" | "char_length" | "octet_length" | "strpos" | "position" => {
                         plain(PgType::Int4)
                     }
-                    "now" | "transaction_timestamp" | "statement_timestamp"
-                    | "clock_timestamp" => plain(PgType::Timestamptz),
+                    "now" | "transaction_timestamp" | "statement_timestamp" | "clock_timestamp" => {
+                        plain(PgType::Timestamptz)
+                    }
                     "current_timestamp" => plain(PgType::Timestamptz),
                     "current_date" => plain(PgType::Date),
                     "random" => plain(PgType::Float8),
@@ -170,10 +171,8 @@ impl<'a> Scope<'a> {
                     "pg_backend_pid" => plain(PgType::Int4),
                     "version" | "current_database" | "current_schema" | "current_user"
                     | "session_user" | "lower" | "upper" | "trim" | "ltrim" | "rtrim"
-                    | "substr" | "substring" | "replace" | "concat" | "md5"
-                    | "current_setting" | "set_config" | "string_agg" | "format" => {
-                        plain(PgType::Text)
-                    }
+                    | "substr" | "substring" | "replace" | "concat" | "md5" | "current_setting"
+                    | "set_config" | "string_agg" | "format" => plain(PgType::Text),
                     _ => None,
                 }
             }
@@ -187,9 +186,8 @@ impl<'a> Scope<'a> {
                 .or_else(|| else_result.as_ref().and_then(|e| self.expr_type(e))),
             Expr::Subquery(query) => match query.body.as_ref() {
                 SetExpr::Select(select) => match select.projection.first() {
-                    Some(SelectItem::UnnamedExpr(e)) | Some(SelectItem::ExprWithAlias { expr: e, .. }) => {
-                        self.expr_type(e)
-                    }
+                    Some(SelectItem::UnnamedExpr(e))
+                    | Some(SelectItem::ExprWithAlias { expr: e, .. }) => self.expr_type(e),
                     _ => None,
                 },
                 _ => None,
@@ -318,7 +316,9 @@ pub fn parameter_types(stmt: &Statement, schema: &Schema) -> Vec<TypeWithMod> {
                         self.pair(item, expr);
                     }
                 }
-                Expr::Between { expr, low, high, .. } => {
+                Expr::Between {
+                    expr, low, high, ..
+                } => {
                     self.pair(low, expr);
                     self.pair(high, expr);
                     self.pair(expr, low);
@@ -441,7 +441,9 @@ fn column_name(expr: &Expr) -> String {
             .unwrap_or_else(|| "?column?".into()),
         Expr::Function(function) => name_text(&function.name).to_ascii_lowercase(),
         Expr::Nested(inner) => column_name(inner),
-        Expr::Cast { expr, data_type, .. } => match column_name(expr).as_str() {
+        Expr::Cast {
+            expr, data_type, ..
+        } => match column_name(expr).as_str() {
             "?column?" => declared_type(&data_type.to_string())
                 .ty
                 .pg
@@ -473,7 +475,9 @@ mod tests {
     }
 
     fn parse(sql: &str) -> Statement {
-        Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap().remove(0)
+        Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0)
     }
 
     fn pgs(types: Vec<TypeWithMod>) -> Vec<PgType> {
@@ -484,15 +488,24 @@ mod tests {
     fn parameters_take_their_context_type() {
         let s = schema();
         assert_eq!(
-            pgs(parameter_types(&parse("UPDATE accounts SET abalance = abalance + $1 WHERE aid = $2"), &s)),
+            pgs(parameter_types(
+                &parse("UPDATE accounts SET abalance = abalance + $1 WHERE aid = $2"),
+                &s
+            )),
             vec![PgType::Int4, PgType::Int4]
         );
         assert_eq!(
-            pgs(parameter_types(&parse("INSERT INTO accounts (big, name, ok) VALUES ($1, $2, $3)"), &s)),
+            pgs(parameter_types(
+                &parse("INSERT INTO accounts (big, name, ok) VALUES ($1, $2, $3)"),
+                &s
+            )),
             vec![PgType::Int8, PgType::Varchar, PgType::Bool]
         );
         assert_eq!(
-            pgs(parameter_types(&parse("SELECT * FROM accounts a WHERE a.big IN ($1, $2) LIMIT $3 OFFSET $4"), &s)),
+            pgs(parameter_types(
+                &parse("SELECT * FROM accounts a WHERE a.big IN ($1, $2) LIMIT $3 OFFSET $4"),
+                &s
+            )),
             vec![PgType::Int8, PgType::Int8, PgType::Int8, PgType::Int8]
         );
         assert_eq!(

@@ -173,9 +173,18 @@ pub fn plan_text(sql: &str, schema: &Schema) -> Vec<Plan> {
                 .trim_end_matches(';')
                 .split_whitespace()
                 .skip(1)
-                .find(|w| !matches!(w.to_ascii_lowercase().as_str(), "analyze" | "analyse" | "verbose" | "full" | "freeze"))
+                .find(|w| {
+                    !matches!(
+                        w.to_ascii_lowercase().as_str(),
+                        "analyze" | "analyse" | "verbose" | "full" | "freeze"
+                    )
+                })
                 .map(|t| t.to_string());
-            let tag = if first_word(&body) == "vacuum" { "VACUUM" } else { "ANALYZE" };
+            let tag = if first_word(&body) == "vacuum" {
+                "VACUUM"
+            } else {
+                "ANALYZE"
+            };
             let mut plan = Plan::simple(Action::Execute, tag);
             plan.is_write = true;
             plan.rewritten.statements = vec![match table {
@@ -202,10 +211,8 @@ pub fn plan_text(sql: &str, schema: &Schema) -> Vec<Plan> {
             let mut plan = Plan::simple(Action::Execute, &first_word(&body).to_ascii_uppercase());
             plan.is_write = true;
             plan.rewritten.statements = vec![sql.trim().trim_end_matches(';').to_string()];
-            plan.rewritten.changes_schema = matches!(
-                first_word(&body).as_str(),
-                "create" | "drop" | "alter"
-            );
+            plan.rewritten.changes_schema =
+                matches!(first_word(&body).as_str(), "create" | "drop" | "alter");
             vec![plan]
         }
     }
@@ -302,7 +309,10 @@ fn query_writes(query: &Query) -> bool {
                 if with.cte_tables.iter().any(|cte| {
                     !matches!(
                         cte.query.body.as_ref(),
-                        SetExpr::Select(_) | SetExpr::Query(_) | SetExpr::SetOperation { .. } | SetExpr::Values(_)
+                        SetExpr::Select(_)
+                            | SetExpr::Query(_)
+                            | SetExpr::SetOperation { .. }
+                            | SetExpr::Values(_)
                     )
                 }) {
                     self.0 = true;
@@ -324,7 +334,10 @@ pub fn reads_catalog(stmt: &Statement) -> bool {
         type Break = ();
         fn pre_visit_relation(&mut self, name: &sqlparser::ast::ObjectName) -> ControlFlow<()> {
             let text = name.to_string().to_ascii_lowercase();
-            if text.starts_with("pg_") || text.starts_with("pg_catalog.") || text.starts_with("information_schema.") {
+            if text.starts_with("pg_")
+                || text.starts_with("pg_catalog.")
+                || text.starts_with("information_schema.")
+            {
                 self.0 = true;
                 return ControlFlow::Break(());
             }
@@ -344,9 +357,12 @@ fn plan_statement(stmt: Statement, schema: &Schema) -> Plan {
     let session = |action, tag: &str| Plan::simple(action, tag);
     match &stmt {
         Statement::StartTransaction { modes, .. } => {
-            let read_only = modes
-                .iter()
-                .any(|m| matches!(m, TransactionMode::AccessMode(TransactionAccessMode::ReadOnly)));
+            let read_only = modes.iter().any(|m| {
+                matches!(
+                    m,
+                    TransactionMode::AccessMode(TransactionAccessMode::ReadOnly)
+                )
+            });
             return session(Action::Transaction(TxnOp::Begin { read_only }), "BEGIN");
         }
         Statement::Commit { .. } => return session(Action::Transaction(TxnOp::Commit), "COMMIT"),
@@ -469,10 +485,7 @@ fn plan_statement(stmt: Statement, schema: &Schema) -> Plan {
             .into(),
             true,
         ),
-        other => (
-            first_word(&other.to_string()).to_ascii_uppercase(),
-            true,
-        ),
+        other => (first_word(&other.to_string()).to_ascii_uppercase(), true),
     };
     let params = parameter_types(&stmt, schema);
     let projection = projection(&stmt, schema);
@@ -553,6 +566,11 @@ mod tests {
                 column: "current_setting".into()
             }
         );
-        assert_eq!(plan("vacuum analyze pgbench_branches")[0].rewritten.statements, vec!["ANALYZE pgbench_branches"]);
+        assert_eq!(
+            plan("vacuum analyze pgbench_branches")[0]
+                .rewritten
+                .statements,
+            vec!["ANALYZE pgbench_branches"]
+        );
     }
 }

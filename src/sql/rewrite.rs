@@ -7,10 +7,9 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    AlterTableOperation, CastKind, ColumnOption, DataType, Distinct, Expr, Function,
-    FunctionArg, FunctionArgExpr, FunctionArguments, Ident, LimitClause, ObjectName,
-    ObjectNamePart, ObjectType, Query, SetExpr, Statement, TableConstraint, TableFactor, Value,
-    VisitMut, VisitorMut,
+    AlterTableOperation, CastKind, ColumnOption, DataType, Distinct, Expr, Function, FunctionArg,
+    FunctionArgExpr, FunctionArguments, Ident, LimitClause, ObjectName, ObjectNamePart, ObjectType,
+    Query, SetExpr, Statement, TableConstraint, TableFactor, Value, VisitMut, VisitorMut,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -227,7 +226,10 @@ fn rewrite_create_table(mut create: sqlparser::ast::CreateTable) -> Result<Rewri
         for option in &mut column.options {
             // SQLite accepts only literals bare; an expression default needs parentheses.
             if let ColumnOption::Default(expr) = &mut option.option {
-                if !matches!(expr, Expr::Value(_) | Expr::Nested(_) | Expr::UnaryOp { .. }) {
+                if !matches!(
+                    expr,
+                    Expr::Value(_) | Expr::Nested(_) | Expr::UnaryOp { .. }
+                ) {
                     *expr = Expr::Nested(Box::new(expr.clone()));
                 }
             }
@@ -452,7 +454,9 @@ impl VisitorMut for ExprRewriter {
                     function.name.0 = last.into_iter().collect();
                 }
                 match function_name(function).as_str() {
-                    "string_agg" => function.name = ObjectName::from(vec![Ident::new("group_concat")]),
+                    "string_agg" => {
+                        function.name = ObjectName::from(vec![Ident::new("group_concat")])
+                    }
                     "char_length" | "character_length" => {
                         function.name = ObjectName::from(vec![Ident::new("length")])
                     }
@@ -497,12 +501,16 @@ mod tests {
     use super::*;
 
     fn sqlite(sql: &str) -> Vec<String> {
-        let stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap().remove(0);
+        let stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
         rewrite(stmt).unwrap().statements
     }
 
     fn refused(sql: &str) -> SqlError {
-        let stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap().remove(0);
+        let stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
         rewrite(stmt).unwrap_err()
     }
 
@@ -529,16 +537,33 @@ mod tests {
             sqlite("DROP TABLE IF EXISTS a, b CASCADE"),
             vec!["DROP TABLE IF EXISTS a", "DROP TABLE IF EXISTS b"]
         );
-        assert_eq!(sqlite("TRUNCATE a, b"), vec!["DELETE FROM a", "DELETE FROM b"]);
+        assert_eq!(
+            sqlite("TRUNCATE a, b"),
+            vec!["DELETE FROM a", "DELETE FROM b"]
+        );
         assert_eq!(
             sqlite("alter table pgbench_branches add primary key (bid)"),
             vec!["CREATE UNIQUE INDEX \"pgbench_branches_pkey\" ON pgbench_branches (bid)"]
         );
-        let create = sqlite("create table t (id bigserial primary key, n int, s varchar(5)) with (fillfactor=100)");
+        let create = sqlite(
+            "create table t (id bigserial primary key, n int, s varchar(5)) with (fillfactor=100)",
+        );
         assert_eq!(create.len(), 1);
-        assert!(create[0].starts_with("CREATE TABLE t (id INTEGER PRIMARY KEY, n INT, s VARCHAR(5)"), "{}", create[0]);
-        assert!(create[0].contains("CHECK (n BETWEEN -2147483648 AND 2147483647)"), "{}", create[0]);
-        assert!(create[0].contains("CHECK (length(s) <= 5)"), "{}", create[0]);
+        assert!(
+            create[0].starts_with("CREATE TABLE t (id INTEGER PRIMARY KEY, n INT, s VARCHAR(5)"),
+            "{}",
+            create[0]
+        );
+        assert!(
+            create[0].contains("CHECK (n BETWEEN -2147483648 AND 2147483647)"),
+            "{}",
+            create[0]
+        );
+        assert!(
+            create[0].contains("CHECK (length(s) <= 5)"),
+            "{}",
+            create[0]
+        );
         assert!(!create[0].contains("fillfactor"));
     }
 
@@ -552,7 +577,13 @@ mod tests {
 
     #[test]
     fn unsupported_forms_are_refused() {
-        assert!(matches!(refused("SELECT DISTINCT ON (a) a FROM t"), SqlError::Unsupported(_)));
-        assert!(matches!(refused("SELECT ARRAY[1,2]"), SqlError::Unsupported(_)));
+        assert!(matches!(
+            refused("SELECT DISTINCT ON (a) a FROM t"),
+            SqlError::Unsupported(_)
+        ));
+        assert!(matches!(
+            refused("SELECT ARRAY[1,2]"),
+            SqlError::Unsupported(_)
+        ));
     }
 }

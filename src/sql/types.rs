@@ -200,7 +200,7 @@ pub fn declared_type(name: &str) -> DeclaredType {
             ty: TypeWithMod {
                 pg: PgType::Numeric,
                 typmod: match args.as_slice() {
-                    [p] => ((p << 16) | 0) + 4,
+                    [p] => (p << 16) + 4,
                     [p, s] => ((p << 16) | (s & 0xffff)) + 4,
                     _ => -1,
                 },
@@ -271,7 +271,9 @@ mod tests {
 
     #[test]
     fn oids_round_trip() {
-        for oid in [16, 20, 21, 23, 25, 700, 701, 1043, 1082, 1114, 1184, 1700, 2950, 114] {
+        for oid in [
+            16, 20, 21, 23, 25, 700, 701, 1043, 1082, 1114, 1184, 1700, 2950, 114,
+        ] {
             assert_eq!(PgType::from_oid(oid).map(PgType::oid), Some(oid));
         }
     }

@@ -80,9 +80,7 @@ impl SqliteBackend {
     pub async fn load_schema(&self) -> Result<(), StorageError> {
         let mut lease = self.writer.lease().await?;
         let schema = lease
-            .run(&Canceller::default(), |conn| {
-                conn.as_internal(|c| Schema::load(c))
-            })
+            .run(&Canceller::default(), |conn| conn.as_internal(Schema::load))
             .await?;
         if let Ok(mut slot) = self.schema.write() {
             *slot = Arc::new(schema);
@@ -107,22 +105,23 @@ impl Backend for SqliteBackend {
     async fn describe(&self, sql: Arc<str>) -> Result<PreparedShape, StorageError> {
         let mut lease = self.readers.lease().await?;
         lease
-            .run(&Canceller::default(), move |conn| exec::describe(conn, &sql))
+            .run(&Canceller::default(), move |conn| {
+                exec::describe(conn, &sql)
+            })
             .await
     }
 
     fn schema(&self) -> Arc<Schema> {
-        self.schema
-            .read()
-            .map(|s| s.clone())
-            .unwrap_or_default()
+        self.schema.read().map(|s| s.clone()).unwrap_or_default()
     }
 
     async fn close(&self) {
         self.readers.close(|_| {}).await;
         self.writer
             .close(|conn| {
-                if let Err(e) = conn.as_internal(|c| c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")) {
+                if let Err(e) =
+                    conn.as_internal(|c| c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)"))
+                {
                     tracing::warn!("checkpoint at shutdown failed: {e}");
                 }
             })
@@ -148,7 +147,7 @@ impl BackendSession for SqliteSession {
             .run(canceller, move |conn| {
                 let output = exec::execute(conn, &request)?;
                 let schema = if changes_schema {
-                    Some(conn.as_internal(|c| Schema::load(c))?)
+                    Some(conn.as_internal(Schema::load)?)
                 } else {
                     None
                 };

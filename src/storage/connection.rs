@@ -73,7 +73,11 @@ const READABLE_PRAGMAS: &[&str] = &[
     "user_version",
 ];
 
-pub fn open(path: &Path, role: Role, settings: &ConnectionSettings) -> Result<SqlConn, StorageError> {
+pub fn open(
+    path: &Path,
+    role: Role,
+    settings: &ConnectionSettings,
+) -> Result<SqlConn, StorageError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -148,7 +152,11 @@ fn authorize_client(ctx: &AuthContext<'_>) -> Authorization {
         }
         AuthAction::Function { function_name } => {
             let name = function_name.to_ascii_lowercase();
-            if name == "load_extension" || name == "fts3_tokenizer" || name.starts_with("readfile") || name.starts_with("writefile") {
+            if name == "load_extension"
+                || name == "fts3_tokenizer"
+                || name.starts_with("readfile")
+                || name.starts_with("writefile")
+            {
                 Authorization::Deny
             } else {
                 Authorization::Allow
@@ -184,7 +192,10 @@ fn authorize_client(ctx: &AuthContext<'_>) -> Authorization {
     }
 }
 
-fn register_functions(conn: &Connection, settings: &ConnectionSettings) -> Result<(), StorageError> {
+fn register_functions(
+    conn: &Connection,
+    settings: &ConnectionSettings,
+) -> Result<(), StorageError> {
     let deterministic = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
     let volatile = FunctionFlags::SQLITE_UTF8;
     let version = settings.server_version.clone();
@@ -198,7 +209,12 @@ fn register_functions(conn: &Connection, settings: &ConnectionSettings) -> Resul
     conn.create_scalar_function("current_schema", 0, deterministic, |_| Ok("public"))?;
     // now() and friends are the transaction's start time in PostgreSQL; SQLite evaluates
     // CURRENT_TIMESTAMP once per statement, which is what autocommit clients observe.
-    for name in ["now", "transaction_timestamp", "statement_timestamp", "clock_timestamp"] {
+    for name in [
+        "now",
+        "transaction_timestamp",
+        "statement_timestamp",
+        "clock_timestamp",
+    ] {
         conn.create_scalar_function(name, 0, volatile, |_| {
             Ok(chrono::Utc::now()
                 .format("%Y-%m-%d %H:%M:%S%.6f+00")
@@ -208,6 +224,8 @@ fn register_functions(conn: &Connection, settings: &ConnectionSettings) -> Resul
     conn.create_scalar_function("gen_random_uuid", 0, volatile, |_| {
         Ok(uuid::Uuid::new_v4().to_string())
     })?;
-    conn.create_scalar_function("pg_backend_pid", 0, deterministic, |_| Ok(std::process::id() as i64))?;
+    conn.create_scalar_function("pg_backend_pid", 0, deterministic, |_| {
+        Ok(std::process::id() as i64)
+    })?;
     Ok(())
 }

@@ -83,7 +83,9 @@ impl From<rusqlite::Error> for StorageError {
             _ if text.contains("no such column") || text.contains("has no column named") => {
                 K::UndefinedColumn
             }
-            _ if text.contains("no such function") || text.contains("wrong number of arguments") => {
+            _ if text.contains("no such function")
+                || text.contains("wrong number of arguments") =>
+            {
                 K::UndefinedFunction
             }
             _ if text.contains("already exists") => K::DuplicateTable,

@@ -109,7 +109,11 @@ fn execute_steps(conn: &SqlConn, request: &ExecRequest) -> Result<ExecOutput, St
     let mut output = ExecOutput::default();
     let last = request.statements.len().saturating_sub(1);
     for (i, sql) in request.statements.iter().enumerate() {
-        let params = if i == last { &request.params } else { &Params::None };
+        let params = if i == last {
+            &request.params
+        } else {
+            &Params::None
+        };
         let mut stmt = conn.conn.prepare_cached(sql)?;
         let columns = column_origins(&stmt);
         let mut rows = Vec::new();

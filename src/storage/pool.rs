@@ -59,7 +59,9 @@ impl ConnPool {
                     connection::open(&pool.path, pool.role, &pool.settings)
                 })
                 .await
-                .map_err(|e| StorageError::internal(format!("opening a connection failed: {e}")))??
+                .map_err(|e| {
+                    StorageError::internal(format!("opening a connection failed: {e}"))
+                })??
             }
         };
         Ok(Lease {
@@ -151,7 +153,9 @@ impl Lease {
                 self.conn = Some(conn);
                 result
             }
-            Err(e) => Err(StorageError::internal(format!("statement execution failed: {e}"))),
+            Err(e) => Err(StorageError::internal(format!(
+                "statement execution failed: {e}"
+            ))),
         }
     }
 

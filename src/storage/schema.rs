@@ -115,8 +115,9 @@ impl Schema {
     pub fn load(conn: &Connection) -> Result<Schema, StorageError> {
         let mut declared: HashMap<(String, String), TypeWithMod> = HashMap::new();
         {
-            let mut stmt = conn
-                .prepare("SELECT table_name, column_name, type_oid, type_mod FROM _shardgate_columns")?;
+            let mut stmt = conn.prepare(
+                "SELECT table_name, column_name, type_oid, type_mod FROM _shardgate_columns",
+            )?;
             let rows = stmt.query_map([], |row| {
                 Ok((
                     row.get::<_, String>(0)?,
@@ -150,7 +151,8 @@ impl Schema {
         }
         let mut tables = HashMap::new();
         for name in names {
-            let mut stmt = conn.prepare("SELECT name, type, \"notnull\" FROM pragma_table_info(?1)")?;
+            let mut stmt =
+                conn.prepare("SELECT name, type, \"notnull\" FROM pragma_table_info(?1)")?;
             let rows = stmt.query_map([&name], |row| {
                 Ok((
                     row.get::<_, String>(0)?,
