@@ -31,6 +31,11 @@ impl Server {
             busy_timeout: config.storage.busy_timeout,
             database: config.database.clone(),
             server_version: format!("15.0 (shardgate {})", env!("CARGO_PKG_VERSION")),
+            owner: config
+                .users
+                .first()
+                .map(|u| u.name.clone())
+                .unwrap_or_default(),
         };
         let storage_error = |source| StartError::Storage {
             path: shard.primary.display().to_string(),

@@ -3,8 +3,8 @@
 
 mod common;
 
-use tokio_postgres::error::SqlState;
 use tokio_postgres::SimpleQueryMessage;
+use tokio_postgres::error::SqlState;
 
 fn code(e: &tokio_postgres::Error) -> String {
     e.code()

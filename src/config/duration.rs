@@ -20,7 +20,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         other => {
             return Err(format!(
                 "unknown duration unit {other:?} in {text:?} (use ms, s, m or h)"
-            ))
+            ));
         }
     };
     Ok(Duration::from_millis(millis))

@@ -279,15 +279,15 @@ fn read(path: &Path) -> Result<String, ConfigError> {
 /// Turns a toml/serde error into the dotted key it concerns, as far as it can be told.
 fn toml_error_key(e: &toml::de::Error) -> String {
     let msg = e.message();
-    if let Some(rest) = msg.strip_prefix("unknown field `") {
-        if let Some(end) = rest.find('`') {
-            return rest[..end].to_string();
-        }
+    if let Some(rest) = msg.strip_prefix("unknown field `")
+        && let Some(end) = rest.find('`')
+    {
+        return rest[..end].to_string();
     }
-    if let Some(rest) = msg.strip_prefix("missing field `") {
-        if let Some(end) = rest.find('`') {
-            return rest[..end].to_string();
-        }
+    if let Some(rest) = msg.strip_prefix("missing field `")
+        && let Some(end) = rest.find('`')
+    {
+        return rest[..end].to_string();
     }
     match e.span() {
         Some(span) => format!("(at byte {})", span.start),

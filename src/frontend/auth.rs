@@ -8,21 +8,21 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::Sink;
 use md5::{Digest, Md5};
+use pgwire::api::ClientInfo;
 use pgwire::api::auth::driver::AuthOutcome;
-use pgwire::api::auth::md5pass::{hash_md5_password, Md5PasswordAuth};
+use pgwire::api::auth::md5pass::{Md5PasswordAuth, hash_md5_password};
 use pgwire::api::auth::mechanism::AuthMechanismFactory;
 use pgwire::api::auth::sasl::scram::{
-    gen_salted_password, ScramAuth, ScramSecret, SCRAM_ITERATIONS,
+    SCRAM_ITERATIONS, ScramAuth, ScramSecret, gen_salted_password,
 };
 use pgwire::api::auth::{
     AuthDriver, AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
 };
-use pgwire::api::ClientInfo;
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
-use super::session::{RegistryGuard, Session, SessionState, Settings, TxnState};
 use super::Shared;
+use super::session::{RegistryGuard, Session, SessionState, Settings, TxnState};
 use crate::config::{AuthMethod, StoredPassword};
 
 /// Looks passwords up in the configuration.

@@ -5,12 +5,12 @@ use std::fmt::Debug;
 
 use async_trait::async_trait;
 use futures::{Sink, SinkExt};
+use pgwire::api::ClientInfo;
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::results::Tag;
-use pgwire::api::ClientInfo;
 use pgwire::error::{PgWireError, PgWireResult};
-use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 
 use super::query::session_of;
 use super::session::{CopyInState, TxnState};
@@ -81,6 +81,7 @@ async fn flush(copy: &mut CopyInState, canceller: &Canceller) -> Result<(), Erro
                 params: Params::Many(rows),
                 catalog: Vec::new(),
                 changes_schema: false,
+                reads_catalog: false,
             },
             canceller,
         )
@@ -185,10 +186,10 @@ impl CopyHandler for CopyIn {
     {
         if let Ok(session) = session_of(client) {
             let mut state = session.state.lock().await;
-            if let Some(mut copy) = state.copy_in.take() {
-                if let (false, Some(backend)) = (copy.own_transaction, copy.backend.take()) {
-                    state.txn = TxnState::Failed(backend);
-                }
+            if let Some(mut copy) = state.copy_in.take()
+                && let (false, Some(backend)) = (copy.own_transaction, copy.backend.take())
+            {
+                state.txn = TxnState::Failed(backend);
             }
         }
         PgWireError::UserError(Box::new(pgwire::error::ErrorInfo::new(

@@ -6,8 +6,8 @@ pub mod query;
 pub mod session;
 pub mod values;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use pgwire::api::cancel::CancelHandler;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::BytesMut;
-use futures::{stream, Sink, SinkExt};
+use futures::{Sink, SinkExt, stream};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{
@@ -17,20 +17,20 @@ use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::data::DataRow;
 use pgwire::messages::response::NoticeResponse;
 use pgwire::messages::startup::ParameterStatus;
-use pgwire::messages::PgWireBackendMessage;
 use rusqlite::types::Value;
 
-use super::session::{Session, SessionState, TxnState, REPORTED};
-use super::values::{encode_field, from_binary, from_text};
 use super::Shared;
+use super::session::{REPORTED, Session, SessionState, TxnState};
+use super::values::{encode_field, from_binary, from_text};
 use crate::error::{Error, SessionError};
 use crate::sql::copy::CopySource;
 use crate::sql::infer::ProjectedItem;
 use crate::sql::plan::{Action, Plan, TxnOp};
-use crate::sql::types::{declared_type, PgType, TypeWithMod};
+use crate::sql::types::{PgType, TypeWithMod, declared_type};
 use crate::storage::{ColumnOrigin, ExecOutput, ExecRequest, Intent, Params, Schema};
 
 /// A result column as clients see it.
@@ -275,6 +275,7 @@ impl Shared {
                     params: Params::One(params),
                     catalog: plan.rewritten.catalog.clone(),
                     changes_schema: plan.rewritten.changes_schema,
+                    reads_catalog: plan.reads_catalog,
                 };
                 let result = match &mut state.txn {
                     TxnState::Active(backend) => backend.execute(request, &session.canceller).await,
@@ -665,13 +666,11 @@ impl SimpleQueryHandler for QueryHandler {
         if implicit {
             let sql = if failed { "ROLLBACK" } else { "COMMIT" };
             if let TxnState::Active(mut backend) | TxnState::Failed(mut backend) = state.txn.take()
-            {
-                if let Err(e) = backend
+                && let Err(e) = backend
                     .execute(ExecRequest::sql(sql), &session.canceller)
                     .await
-                {
-                    responses.push(Response::Error(Box::new(Error::from(e).to_error_info())));
-                }
+            {
+                responses.push(Response::Error(Box::new(Error::from(e).to_error_info())));
             }
         }
         Ok(responses)

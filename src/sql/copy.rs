@@ -197,7 +197,7 @@ fn parse_options(text: &str) -> Result<CopyOptions, SqlError> {
                     other => {
                         return Err(SqlError::Unsupported(format!(
                             "COPY format {other} is not supported (use text or csv)"
-                        )))
+                        )));
                     }
                 };
                 i += 2;
@@ -209,7 +209,7 @@ fn parse_options(text: &str) -> Result<CopyOptions, SqlError> {
             "binary" => {
                 return Err(SqlError::Unsupported(
                     "COPY binary format is not supported (use text or csv)".into(),
-                ))
+                ));
             }
             "delimiter" => {
                 let v = unquote_literal(&value.unwrap_or_default())?;
@@ -248,7 +248,7 @@ fn parse_options(text: &str) -> Result<CopyOptions, SqlError> {
             other => {
                 return Err(SqlError::Syntax(format!(
                     "COPY option \"{other}\" not recognized"
-                )))
+                )));
             }
         }
     }

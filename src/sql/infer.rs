@@ -10,7 +10,7 @@ use sqlparser::ast::{
 };
 
 use super::rewrite::name_text;
-use super::types::{declared_type, PgType, TypeWithMod};
+use super::types::{PgType, TypeWithMod, declared_type};
 use crate::storage::schema::Schema;
 
 /// The tables a statement mentions, by alias and by name, to resolve column references.
@@ -242,24 +242,24 @@ pub fn parameter_types(stmt: &Statement, schema: &Schema) -> Vec<TypeWithMod> {
     };
 
     // INSERT ... (columns) VALUES (...)
-    if let Statement::Insert(insert) = stmt {
-        if let sqlparser::ast::TableObject::TableName(name) = &insert.table {
-            let table = name_text(name);
-            let columns: Vec<String> = if insert.columns.is_empty() {
-                schema
-                    .table(&table)
-                    .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
-                    .unwrap_or_default()
-            } else {
-                insert.columns.iter().map(name_text).collect()
-            };
-            if let Some(source) = &insert.source {
-                if let SetExpr::Values(values) = source.body.as_ref() {
-                    for row in &values.rows {
-                        for (expr, column) in row.iter().zip(columns.iter()) {
-                            note(&mut found, expr, schema.column_type(&table, column));
-                        }
-                    }
+    if let Statement::Insert(insert) = stmt
+        && let sqlparser::ast::TableObject::TableName(name) = &insert.table
+    {
+        let table = name_text(name);
+        let columns: Vec<String> = if insert.columns.is_empty() {
+            schema
+                .table(&table)
+                .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
+                .unwrap_or_default()
+        } else {
+            insert.columns.iter().map(name_text).collect()
+        };
+        if let Some(source) = &insert.source
+            && let SetExpr::Values(values) = source.body.as_ref()
+        {
+            for row in &values.rows {
+                for (expr, column) in row.iter().zip(columns.iter()) {
+                    note(&mut found, expr, schema.column_type(&table, column));
                 }
             }
         }
@@ -280,10 +280,10 @@ pub fn parameter_types(stmt: &Statement, schema: &Schema) -> Vec<TypeWithMod> {
     }
     impl Walk<'_, '_> {
         fn pair(&mut self, a: &Expr, b: &Expr) {
-            if let Some(i) = placeholder_index(a) {
-                if let Some(ty) = self.scope.expr_type(b) {
-                    self.found.entry(i).or_insert(ty);
-                }
+            if let Some(i) = placeholder_index(a)
+                && let Some(ty) = self.scope.expr_type(b)
+            {
+                self.found.entry(i).or_insert(ty);
             }
         }
     }

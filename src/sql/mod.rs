@@ -1,5 +1,6 @@
 //! SQL: PostgreSQL in, SQLite out. Parsing, classification, rewriting, and the inference of
 //! parameter and result types.
+pub mod catalog_rewrite;
 pub mod copy;
 pub mod error;
 pub mod infer;

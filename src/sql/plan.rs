@@ -13,10 +13,10 @@ use sqlparser::ast::{
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
-use super::copy::{parse_copy, CopyCommand};
+use super::copy::{CopyCommand, parse_copy};
 use super::error::SqlError;
-use super::infer::{parameter_types, projection, ProjectedItem};
-use super::rewrite::{name_text, rewrite, Rewritten};
+use super::infer::{ProjectedItem, parameter_types, projection};
+use super::rewrite::{Rewritten, name_text, rewrite};
 use super::types::TypeWithMod;
 use crate::storage::schema::Schema;
 
@@ -163,7 +163,7 @@ pub fn plan_text(sql: &str, schema: &Schema) -> Vec<Plan> {
                 }
                 Some(Err(e)) => Plan::refuse(e),
                 None => Plan::refuse(SqlError::Syntax("invalid COPY".into())),
-            }]
+            }];
         }
         "vacuum" | "analyze" | "analyse" => {
             // SQLite's VACUUM rewrites the whole file and blocks writers; statistics are what
@@ -197,7 +197,7 @@ pub fn plan_text(sql: &str, schema: &Schema) -> Vec<Plan> {
         "listen" | "notify" | "unlisten" => {
             return vec![Plan::refuse(SqlError::Unsupported(
                 "LISTEN/NOTIFY is not supported by shardgate".into(),
-            ))]
+            ))];
         }
         _ => {}
     }
@@ -305,8 +305,8 @@ fn query_writes(query: &Query) -> bool {
             ControlFlow::Continue(())
         }
         fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
-            if let Some(with) = &query.with {
-                if with.cte_tables.iter().any(|cte| {
+            if let Some(with) = &query.with
+                && with.cte_tables.iter().any(|cte| {
                     !matches!(
                         cte.query.body.as_ref(),
                         SetExpr::Select(_)
@@ -314,29 +314,7 @@ fn query_writes(query: &Query) -> bool {
                             | SetExpr::SetOperation { .. }
                             | SetExpr::Values(_)
                     )
-                }) {
-                    self.0 = true;
-                    return ControlFlow::Break(());
-                }
-            }
-            ControlFlow::Continue(())
-        }
-    }
-    let mut find = FindWrite(false);
-    let _ = query.visit(&mut find);
-    find.0
-}
-
-/// True if the statement reads a `pg_catalog` or `information_schema` relation.
-pub fn reads_catalog(stmt: &Statement) -> bool {
-    struct Find(bool);
-    impl Visitor for Find {
-        type Break = ();
-        fn pre_visit_relation(&mut self, name: &sqlparser::ast::ObjectName) -> ControlFlow<()> {
-            let text = name.to_string().to_ascii_lowercase();
-            if text.starts_with("pg_")
-                || text.starts_with("pg_catalog.")
-                || text.starts_with("information_schema.")
+                })
             {
                 self.0 = true;
                 return ControlFlow::Break(());
@@ -344,8 +322,8 @@ pub fn reads_catalog(stmt: &Statement) -> bool {
             ControlFlow::Continue(())
         }
     }
-    let mut find = Find(false);
-    let _ = stmt.visit(&mut find);
+    let mut find = FindWrite(false);
+    let _ = query.visit(&mut find);
     find.0
 }
 
@@ -373,22 +351,22 @@ fn plan_statement(stmt: Statement, schema: &Schema) -> Plan {
             return session(
                 Action::Transaction(TxnOp::RollbackTo(name.value.clone())),
                 "ROLLBACK",
-            )
+            );
         }
         Statement::Rollback { .. } => {
-            return session(Action::Transaction(TxnOp::Rollback), "ROLLBACK")
+            return session(Action::Transaction(TxnOp::Rollback), "ROLLBACK");
         }
         Statement::Savepoint { name } => {
             return session(
                 Action::Transaction(TxnOp::Savepoint(name.value.clone())),
                 "SAVEPOINT",
-            )
+            );
         }
         Statement::ReleaseSavepoint { name } => {
             return session(
                 Action::Transaction(TxnOp::Release(name.value.clone())),
                 "RELEASE",
-            )
+            );
         }
         Statement::Set(set) => {
             let action = match set {
@@ -489,7 +467,12 @@ fn plan_statement(stmt: Statement, schema: &Schema) -> Plan {
     };
     let params = parameter_types(&stmt, schema);
     let projection = projection(&stmt, schema);
-    let catalog = matches!(stmt, Statement::Query(_)) && reads_catalog(&stmt);
+    let catalog =
+        matches!(stmt, Statement::Query(_)) && super::catalog_rewrite::reads_catalog(&stmt);
+    let mut stmt = stmt;
+    if catalog {
+        super::catalog_rewrite::rewrite_catalog_query(&mut stmt);
+    }
     match rewrite(stmt) {
         Ok(rewritten) => Plan {
             action: Action::Execute,
@@ -556,7 +539,7 @@ mod tests {
             plan("SHOW TRANSACTION ISOLATION LEVEL")[0].action,
             Action::Show {
                 name: "transaction_isolation".into(),
-                column: "transaction isolation level".into()
+                column: "transaction_isolation".into()
             }
         );
         assert_eq!(

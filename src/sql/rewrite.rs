@@ -15,7 +15,7 @@ use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
 use super::error::SqlError;
-use super::types::{declared_type, PgType, TypeWithMod};
+use super::types::{PgType, TypeWithMod, declared_type};
 use crate::storage::schema::CatalogChange;
 
 /// What a PostgreSQL statement becomes on SQLite.
@@ -48,7 +48,7 @@ pub fn rewrite(mut stmt: Statement) -> Result<Rewritten, SqlError> {
                 other => {
                     return Err(SqlError::Unsupported(format!(
                         "DROP {other} is not supported"
-                    )))
+                    )));
                 }
             };
             let exists = if if_exists { " IF EXISTS" } else { "" };
@@ -113,7 +113,7 @@ pub fn rewrite(mut stmt: Statement) -> Result<Rewritten, SqlError> {
                         other => {
                             return Err(SqlError::Unsupported(format!(
                                 "ALTER TABLE ADD {other} is not supported: SQLite cannot add this constraint to an existing table"
-                            )))
+                            )));
                         }
                     },
                     AlterTableOperation::AddColumn { column_def, .. } => {
@@ -136,8 +136,10 @@ pub fn rewrite(mut stmt: Statement) -> Result<Rewritten, SqlError> {
                             from: name_text(&alter.name),
                             to: name_text(&to),
                         });
-                        out.statements
-                            .push(format!("ALTER TABLE {table} RENAME TO {}", unqualified(&to)));
+                        out.statements.push(format!(
+                            "ALTER TABLE {table} RENAME TO {}",
+                            unqualified(&to)
+                        ));
                     }
                     other => out.statements.push(format!("ALTER TABLE {table} {other}")),
                 }
@@ -225,13 +227,13 @@ fn rewrite_create_table(mut create: sqlparser::ast::CreateTable) -> Result<Rewri
         column.data_type = sqlite_column_type(&column.data_type, declared);
         for option in &mut column.options {
             // SQLite accepts only literals bare; an expression default needs parentheses.
-            if let ColumnOption::Default(expr) = &mut option.option {
-                if !matches!(
+            if let ColumnOption::Default(expr) = &mut option.option
+                && !matches!(
                     expr,
                     Expr::Value(_) | Expr::Nested(_) | Expr::UnaryOp { .. }
-                ) {
-                    *expr = Expr::Nested(Box::new(expr.clone()));
-                }
+                )
+            {
+                *expr = Expr::Nested(Box::new(expr.clone()));
             }
         }
         column.options.retain(|o| {
@@ -324,10 +326,10 @@ impl VisitorMut for ExprRewriter {
             // SQLite needs a LIMIT before OFFSET; -1 means no limit.
             *limit = Some(Expr::value(Value::Number("-1".into(), false)));
         }
-        if let SetExpr::Select(select) = query.body.as_ref() {
-            if matches!(select.distinct, Some(Distinct::On(_))) {
-                return self.refuse("SELECT DISTINCT ON is not supported".into());
-            }
+        if let SetExpr::Select(select) = query.body.as_ref()
+            && matches!(select.distinct, Some(Distinct::On(_)))
+        {
+            return self.refuse("SELECT DISTINCT ON is not supported".into());
         }
         ControlFlow::Continue(())
     }
@@ -339,40 +341,38 @@ impl VisitorMut for ExprRewriter {
             args: Some(args),
             ..
         } = factor
+            && name_text(name).eq_ignore_ascii_case("generate_series")
         {
-            if name_text(name).eq_ignore_ascii_case("generate_series") {
-                // PostgreSQL names the single output column after the alias; SQLite's
-                // generate_series calls it `value`.
-                let alias_name = alias
-                    .as_ref()
-                    .map(|a| {
-                        a.columns
-                            .first()
-                            .map(|c| c.name.clone())
-                            .unwrap_or_else(|| a.name.clone())
-                    })
-                    .unwrap_or_else(|| Ident::new("generate_series"));
-                let table_alias = alias
-                    .as_ref()
-                    .map(|a| a.name.clone())
-                    .unwrap_or_else(|| Ident::new("generate_series"));
-                let arg_text: Vec<String> = args.args.iter().map(|a| a.to_string()).collect();
-                let sql = format!(
-                    "SELECT * FROM (SELECT value AS {alias_name} FROM generate_series({})) AS {table_alias}",
-                    arg_text.join(", ")
-                );
-                match Parser::parse_sql(&PostgreSqlDialect {}, &sql) {
-                    Ok(mut parsed) => {
-                        if let Some(Statement::Query(query)) = parsed.pop() {
-                            if let SetExpr::Select(mut select) = *query.body {
-                                if let Some(from) = select.from.pop() {
-                                    *factor = from.relation;
-                                }
-                            }
-                        }
+            // PostgreSQL names the single output column after the alias; SQLite's
+            // generate_series calls it `value`.
+            let alias_name = alias
+                .as_ref()
+                .map(|a| {
+                    a.columns
+                        .first()
+                        .map(|c| c.name.clone())
+                        .unwrap_or_else(|| a.name.clone())
+                })
+                .unwrap_or_else(|| Ident::new("generate_series"));
+            let table_alias = alias
+                .as_ref()
+                .map(|a| a.name.clone())
+                .unwrap_or_else(|| Ident::new("generate_series"));
+            let arg_text: Vec<String> = args.args.iter().map(|a| a.to_string()).collect();
+            let sql = format!(
+                "SELECT * FROM (SELECT value AS {alias_name} FROM generate_series({})) AS {table_alias}",
+                arg_text.join(", ")
+            );
+            match Parser::parse_sql(&PostgreSqlDialect {}, &sql) {
+                Ok(mut parsed) => {
+                    if let Some(Statement::Query(query)) = parsed.pop()
+                        && let SetExpr::Select(mut select) = *query.body
+                        && let Some(from) = select.from.pop()
+                    {
+                        *factor = from.relation;
                     }
-                    Err(e) => return self.refuse(format!("generate_series: {e}")),
                 }
+                Err(e) => return self.refuse(format!("generate_series: {e}")),
             }
         }
         ControlFlow::Continue(())
@@ -387,24 +387,21 @@ impl VisitorMut for ExprRewriter {
                 ..
             } => {
                 let target = declared_type(&data_type.to_string()).ty.pg;
-                if target == PgType::Bool {
-                    if let Expr::Value(v) = inner.as_ref() {
-                        if let Value::SingleQuotedString(s) = &v.value {
-                            match parse_bool(s) {
-                                Some(b) => {
-                                    *expr = Expr::value(Value::Number(
-                                        if b { "1" } else { "0" }.into(),
-                                        false,
-                                    ));
-                                    return ControlFlow::Continue(());
-                                }
-                                None => {
-                                    self.error = Some(SqlError::InvalidParameter(format!(
-                                        "invalid input syntax for type boolean: \"{s}\""
-                                    )));
-                                    return ControlFlow::Break(());
-                                }
-                            }
+                if target == PgType::Bool
+                    && let Expr::Value(v) = inner.as_ref()
+                    && let Value::SingleQuotedString(s) = &v.value
+                {
+                    match parse_bool(s) {
+                        Some(b) => {
+                            *expr =
+                                Expr::value(Value::Number(if b { "1" } else { "0" }.into(), false));
+                            return ControlFlow::Continue(());
+                        }
+                        None => {
+                            self.error = Some(SqlError::InvalidParameter(format!(
+                                "invalid input syntax for type boolean: \"{s}\""
+                            )));
+                            return ControlFlow::Break(());
                         }
                     }
                 }

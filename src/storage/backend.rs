@@ -154,10 +154,10 @@ impl BackendSession for SqliteSession {
                 Ok((output, schema))
             })
             .await?;
-        if let Some(schema) = schema {
-            if let Ok(mut slot) = self.schema.write() {
-                *slot = Arc::new(schema);
-            }
+        if let Some(schema) = schema
+            && let Ok(mut slot) = self.schema.write()
+        {
+            *slot = Arc::new(schema);
         }
         Ok(output)
     }

@@ -3,8 +3,8 @@
 //! away from the server's files and shardgate's own tables.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rusqlite::functions::FunctionFlags;
@@ -12,7 +12,7 @@ use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::{Connection, OpenFlags};
 
 use super::error::StorageError;
-use super::schema;
+use super::{pg_catalog, schema};
 use crate::config::SyncMode;
 
 /// Settings every connection to a database file gets.
@@ -24,6 +24,8 @@ pub struct ConnectionSettings {
     pub database: String,
     /// What `version()` says.
     pub server_version: String,
+    /// The role the emulated catalog names as owner of every object.
+    pub owner: String,
 }
 
 /// Whether a connection may write. Read connections are `query_only`.
@@ -96,7 +98,16 @@ pub fn open(
     rusqlite::vtab::series::load_module(&conn)?;
     if role == Role::Writer {
         schema::create_internal_tables(&conn)?;
-    } else {
+    }
+    pg_catalog::install(
+        &conn,
+        &pg_catalog::ServerInfo {
+            database: settings.database.clone(),
+            user: settings.owner.clone(),
+            server_version: settings.server_version.clone(),
+        },
+    )?;
+    if role == Role::Reader {
         conn.pragma_update(None, "query_only", "ON")?;
     }
     // VACUUM INTO works by attaching its target: with no attachment slot left it cannot.

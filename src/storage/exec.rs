@@ -25,6 +25,8 @@ pub struct ExecRequest {
     pub catalog: Vec<CatalogChange>,
     /// The request changes the schema: the schema snapshot is reloaded after it.
     pub changes_schema: bool,
+    /// The request reads the emulated `pg_catalog`: bring it up to date first.
+    pub reads_catalog: bool,
 }
 
 impl ExecRequest {
@@ -34,6 +36,7 @@ impl ExecRequest {
             params: Params::None,
             catalog: Vec::new(),
             changes_schema: false,
+            reads_catalog: false,
         }
     }
 }
@@ -86,6 +89,9 @@ pub fn describe(conn: &SqlConn, sql: &str) -> Result<PreparedShape, StorageError
 
 /// Runs `request`; DDL and its declared-type bookkeeping commit together or not at all.
 pub fn execute(conn: &SqlConn, request: &ExecRequest) -> Result<ExecOutput, StorageError> {
+    if request.reads_catalog {
+        conn.as_internal(super::pg_catalog::refresh)?;
+    }
     let atomic = request.statements.len() > 1 || !request.catalog.is_empty();
     if !(atomic && conn.conn.is_autocommit()) {
         return execute_steps(conn, request);

@@ -10,12 +10,13 @@ mod backend;
 mod connection;
 mod error;
 mod exec;
+pub mod pg_catalog;
 mod pool;
 pub mod schema;
 
 pub use backend::{Backend, BackendSession, Intent, SqliteBackend};
 pub use connection::ConnectionSettings;
-pub use error::{StorageError, StorageErrorKind, LENGTH_CHECK_PREFIX, RANGE_CHECK_PREFIX};
+pub use error::{LENGTH_CHECK_PREFIX, RANGE_CHECK_PREFIX, StorageError, StorageErrorKind};
 pub use exec::{ColumnOrigin, ExecOutput, ExecRequest, Params, PreparedShape};
 pub use pool::Canceller;
 pub use rusqlite::types::Value;

@@ -108,10 +108,10 @@ pub struct Canceller {
 
 impl Canceller {
     pub fn cancel(&self) {
-        if let Ok(running) = self.running.lock() {
-            if let Some(handle) = running.as_ref() {
-                handle.interrupt();
-            }
+        if let Ok(running) = self.running.lock()
+            && let Some(handle) = running.as_ref()
+        {
+            handle.interrupt();
         }
     }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rusqlite::Connection;
 
 use super::error::StorageError;
-use crate::sql::types::{declared_type, PgType, TypeWithMod};
+use crate::sql::types::{PgType, TypeWithMod, declared_type};
 
 /// Tables whose names start with this belong to shardgate; clients cannot touch them.
 pub const INTERNAL_PREFIX: &str = "_shardgate_";
