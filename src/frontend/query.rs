@@ -280,7 +280,9 @@ impl Shared {
                 let result = match &mut state.txn {
                     TxnState::Active(backend) => backend.execute(request, &session.canceller).await,
                     _ => {
-                        let intent = if plan.is_write {
+                        // The emulated catalog is rebuilt in place, which a query_only
+                        // read connection refuses: catalog reads use the writer.
+                        let intent = if plan.is_write || plan.reads_catalog {
                             Intent::Write
                         } else {
                             Intent::Read

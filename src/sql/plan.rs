@@ -473,7 +473,7 @@ fn plan_statement(stmt: Statement, schema: &Schema) -> Plan {
     if catalog {
         super::catalog_rewrite::rewrite_catalog_query(&mut stmt);
     }
-    match rewrite(stmt) {
+    match rewrite(stmt, catalog) {
         Ok(rewritten) => Plan {
             action: Action::Execute,
             is_write,

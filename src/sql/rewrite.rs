@@ -26,9 +26,13 @@ pub struct Rewritten {
     pub changes_schema: bool,
 }
 
-/// Rewrites one parsed statement.
-pub fn rewrite(mut stmt: Statement) -> Result<Rewritten, SqlError> {
-    let mut visitor = ExprRewriter { error: None };
+/// Rewrites one parsed statement. Catalog queries come already rewritten for the emulated
+/// catalog, which uses SQLite's own `generate_series` column (`value`).
+pub fn rewrite(mut stmt: Statement, catalog_query: bool) -> Result<Rewritten, SqlError> {
+    let mut visitor = ExprRewriter {
+        error: None,
+        rename_series_column: !catalog_query,
+    };
     let _ = stmt.visit(&mut visitor);
     if let Some(error) = visitor.error {
         return Err(error);
@@ -282,6 +286,8 @@ fn rewrite_create_table(mut create: sqlparser::ast::CreateTable) -> Result<Rewri
 /// Rewrites PostgreSQL expression forms into SQLite's, everywhere in a statement.
 struct ExprRewriter {
     error: Option<SqlError>,
+    /// Name `generate_series`' column after its alias, as PostgreSQL does.
+    rename_series_column: bool,
 }
 
 impl ExprRewriter {
@@ -341,6 +347,7 @@ impl VisitorMut for ExprRewriter {
             args: Some(args),
             ..
         } = factor
+            && self.rename_series_column
             && name_text(name).eq_ignore_ascii_case("generate_series")
         {
             // PostgreSQL names the single output column after the alias; SQLite's
@@ -501,14 +508,14 @@ mod tests {
         let stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)
             .unwrap()
             .remove(0);
-        rewrite(stmt).unwrap().statements
+        rewrite(stmt, false).unwrap().statements
     }
 
     fn refused(sql: &str) -> SqlError {
         let stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)
             .unwrap()
             .remove(0);
-        rewrite(stmt).unwrap_err()
+        rewrite(stmt, false).unwrap_err()
     }
 
     #[test]

@@ -173,8 +173,9 @@ fn authorize_client(ctx: &AuthContext<'_>) -> Authorization {
                 Authorization::Allow
             }
         }
+        // The emulated catalog keeps its own helper tables; they describe only the schema.
         AuthAction::Read { table_name, .. } => {
-            if is_internal_table(table_name) {
+            if is_internal_table(table_name) && !in_catalog {
                 Authorization::Deny
             } else {
                 Authorization::Allow
