@@ -9,7 +9,7 @@ if ! [ -x /usr/lib/postgresql/15/bin/initdb ] || ! command -v pgbench >/dev/null
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-client >/dev/null
 fi
 work=$(mktemp -d)
-trap 'kill $SG_PID 2>/dev/null || true; su postgres -c "/usr/lib/postgresql/15/bin/pg_ctl -D $work/pg stop -m fast" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+trap 'kill ${SG_PID:-} 2>/dev/null || true; su postgres -c "/usr/lib/postgresql/15/bin/pg_ctl -D $work/pg stop -m fast" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 chmod 777 "$work"
 
 # PostgreSQL 15, default settings.
