@@ -16,6 +16,8 @@ pub enum SessionError {
     MultipleCommandsInPrepared,
     #[error("{0}")]
     Protocol(String),
+    #[error("terminating connection due to administrator command")]
+    ShuttingDown,
 }
 
 /// Any error a statement can end with.
@@ -65,12 +67,25 @@ impl Error {
                 SessionError::NoTransaction(_) => "25P01",
                 SessionError::MultipleCommandsInPrepared => "42601",
                 SessionError::Protocol(_) => "08P01",
+                SessionError::ShuttingDown => "57P01",
             },
         }
     }
 
+    /// FATAL for errors after which the server closes the connection, as PostgreSQL does.
+    pub fn severity(&self) -> &'static str {
+        match self {
+            Error::Session(SessionError::ShuttingDown) => "FATAL",
+            _ => "ERROR",
+        }
+    }
+
     pub fn to_error_info(&self) -> ErrorInfo {
-        ErrorInfo::new("ERROR".into(), self.sqlstate().into(), self.to_string())
+        ErrorInfo::new(
+            self.severity().into(),
+            self.sqlstate().into(),
+            self.to_string(),
+        )
     }
 
     pub fn to_pgwire(&self) -> PgWireError {

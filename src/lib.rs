@@ -7,6 +7,10 @@
 //! - [`storage`] runs it on SQLite;
 //! - [`frontend`] speaks the wire protocol, owns sessions and encodes results.
 
+/// The `server_version` clients see: a PostgreSQL version that psql, pgjdbc and pgbench
+/// accept, with shardgate's own version after it.
+pub const SERVER_VERSION: &str = concat!("15.0 (shardgate ", env!("CARGO_PKG_VERSION"), ")");
+
 pub mod config;
 pub mod error;
 pub mod frontend;

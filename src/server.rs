@@ -30,7 +30,7 @@ impl Server {
             synchronous: config.storage.synchronous,
             busy_timeout: config.storage.busy_timeout,
             database: config.database.clone(),
-            server_version: format!("15.0 (shardgate {})", env!("CARGO_PKG_VERSION")),
+            server_version: crate::SERVER_VERSION.to_string(),
             owner: config
                 .users
                 .first()

@@ -100,7 +100,7 @@ impl Startup {
     pub fn new(shared: Arc<Shared>) -> Startup {
         let users = shared.users.clone();
         let mut parameters = DefaultServerParameterProvider::default();
-        parameters.server_version = shared.server_version.clone();
+        parameters.server_version = crate::SERVER_VERSION.to_string();
         parameters.time_zone = "UTC".into();
         parameters.date_style = "ISO, MDY".into();
         parameters.is_superuser = false;
@@ -165,7 +165,7 @@ impl Startup {
         let session = Arc::new(Session {
             state: tokio::sync::Mutex::new(SessionState {
                 txn: TxnState::Idle,
-                settings: Settings::new(&self.shared.server_version, &user, &application_name),
+                settings: Settings::new(crate::SERVER_VERSION, &user, &application_name),
                 copy_in: None,
             }),
             canceller: Default::default(),

@@ -7,7 +7,7 @@ pub mod session;
 pub mod values;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use pgwire::api::cancel::CancelHandler;
@@ -16,6 +16,7 @@ use pgwire::messages::cancel::CancelRequest;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::error::SessionError;
 use crate::sql::plan::PlanCache;
 use crate::storage::Backend;
 use session::SessionRegistry;
@@ -26,7 +27,7 @@ pub struct Shared {
     pub backend: Arc<dyn Backend>,
     pub plans: PlanCache,
     pub registry: Arc<SessionRegistry>,
-    pub server_version: String,
+    pub drain: Drain,
     pub users: Arc<auth::ConfiguredUsers>,
     connections: AtomicUsize,
 }
@@ -39,13 +40,57 @@ impl Shared {
             backend,
             plans: PlanCache::default(),
             registry: Arc::new(SessionRegistry::default()),
-            server_version: format!("15.0 (shardgate {})", env!("CARGO_PKG_VERSION")),
+            drain: Drain::default(),
             connections: AtomicUsize::new(0),
         })
     }
 
     pub fn connection_count(&self) -> usize {
         self.connections.load(Ordering::Relaxed)
+    }
+}
+
+/// Shutdown's view of the sessions: once shutdown starts no statement may begin, and the
+/// server waits for the running ones before closing connections.
+#[derive(Default)]
+pub struct Drain {
+    shutting_down: AtomicBool,
+    running: AtomicUsize,
+    all_finished: tokio::sync::Notify,
+}
+
+/// Held while a statement runs.
+pub struct RunningStatement<'a>(&'a Drain);
+
+impl Drop for RunningStatement<'_> {
+    fn drop(&mut self) {
+        if self.0.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.all_finished.notify_waiters();
+        }
+    }
+}
+
+impl Drain {
+    /// Registers a statement about to run, or refuses it once shutdown has begun.
+    pub fn start_statement(&self) -> Result<RunningStatement<'_>, SessionError> {
+        self.running.fetch_add(1, Ordering::AcqRel);
+        let guard = RunningStatement(self);
+        if self.shutting_down.load(Ordering::Acquire) {
+            return Err(SessionError::ShuttingDown);
+        }
+        Ok(guard)
+    }
+
+    /// Refuses new statements and waits until none is running.
+    async fn finish_running(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+        loop {
+            let finished = self.all_finished.notified();
+            if self.running.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            finished.await;
+        }
     }
 }
 
@@ -95,8 +140,9 @@ impl Drop for ConnectionSlot {
     }
 }
 
-/// Accepts connections until `shutdown` resolves, then waits (up to the configured timeout)
-/// for running sessions to finish and closes the backend.
+/// Accepts connections until `shutdown` resolves, then lets running statements finish (up to
+/// the configured timeout), closes every connection (rolling back open transactions) and
+/// closes the backend, which checkpoints.
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
@@ -135,16 +181,23 @@ pub async fn serve(
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     }
-    tracing::info!("shutting down: waiting for {} connection(s)", tasks.len());
-    let drain = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(shared.config.shutdown_timeout, drain)
-        .await
-        .is_err()
+    drop(listener);
+    tracing::info!(
+        "shutting down: {} connection(s) open, waiting for running statements",
+        tasks.len()
+    );
+    if tokio::time::timeout(
+        shared.config.shutdown_timeout,
+        shared.drain.finish_running(),
+    )
+    .await
+    .is_err()
     {
-        tracing::warn!("shutdown timeout reached; closing remaining connections");
-        tasks.abort_all();
-        while tasks.join_next().await.is_some() {}
+        tracing::warn!("shutdown timeout reached; interrupting running statements");
+        shared.registry.cancel_all();
     }
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
     shared.backend.close().await;
     Ok(())
 }

@@ -206,6 +206,7 @@ impl Shared {
         params: Vec<Value>,
         messages: &mut Vec<PgWireBackendMessage>,
     ) -> Result<Outcome, Error> {
+        let _running = self.drain.start_statement()?;
         let failed = matches!(state.txn, TxnState::Failed(_));
         let ends_txn = matches!(
             plan.action,

@@ -179,6 +179,15 @@ impl SessionRegistry {
             canceller.cancel();
         }
     }
+
+    /// Interrupts every session's running statement (shutdown after its timeout).
+    pub fn cancel_all(&self) {
+        if let Ok(sessions) = self.sessions.lock() {
+            sessions
+                .values()
+                .for_each(|(_, canceller)| canceller.cancel());
+        }
+    }
 }
 
 /// Removes a session from the registry when its connection ends.
