@@ -320,3 +320,49 @@ async fn authentication_and_database_checks() {
     assert_eq!(code(&bad.err().expect("refused")), "28P01");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn execute_with_max_rows_suspends_the_portal() {
+    let server = common::start().await;
+    let mut client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE paged (id INT PRIMARY KEY, label TEXT)")
+        .await
+        .unwrap();
+    for id in 1..=7i32 {
+        client
+            .execute(
+                "INSERT INTO paged VALUES ($1, $2)",
+                &[&id, &format!("row {id}")],
+            )
+            .await
+            .unwrap();
+    }
+    let txn = client.transaction().await.unwrap();
+    let stmt = txn
+        .prepare("SELECT id, label FROM paged WHERE id > $1 ORDER BY id")
+        .await
+        .unwrap();
+    let portal = txn.bind(&stmt, &[&1i32]).await.unwrap();
+    // Each Execute with max_rows 4 returns at most 4 rows; PortalSuspended lets the next
+    // Execute continue where the last one stopped.
+    let mut pages = Vec::new();
+    loop {
+        let page = txn.query_portal(&portal, 4).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        pages.push(
+            page.iter()
+                .map(|r| (r.get::<_, i32>(0), r.get::<_, String>(1)))
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(pages.len(), 2, "{pages:?}");
+    assert_eq!(pages[0].len(), 4);
+    assert_eq!(pages[1].len(), 2);
+    assert_eq!(pages[0][0], (2, "row 2".to_string()));
+    assert_eq!(pages[1][1], (7, "row 7".to_string()));
+    txn.commit().await.unwrap();
+    server.stop().await;
+}
