@@ -18,7 +18,7 @@ use super::values::from_text;
 use crate::error::Error;
 use crate::sql::copy::split_line;
 use crate::sql::error::SqlError;
-use crate::storage::{Canceller, ExecRequest, Params};
+use crate::storage::{Canceller, ExecRequest};
 
 /// Rows buffered before they are written.
 const BATCH_ROWS: usize = 5_000;
@@ -76,13 +76,7 @@ async fn flush(copy: &mut CopyInState, canceller: &Canceller) -> Result<(), Erro
     };
     backend
         .execute(
-            ExecRequest {
-                statements: vec![copy.insert_sql.clone()],
-                params: Params::Many(rows),
-                catalog: Vec::new(),
-                changes_schema: false,
-                reads_catalog: false,
-            },
+            ExecRequest::for_each_row(copy.insert_sql.clone(), rows),
             canceller,
         )
         .await?;

@@ -397,12 +397,10 @@ impl Shared {
                         "ROLLBACK TO SAVEPOINT",
                     ),
                 };
-                let recovering = matches!(op, TxnOp::RollbackTo(_));
+                // `run` lets only ROLLBACK TO reach here in a failed transaction.
                 match state.txn.take() {
                     TxnState::Idle => Err(SessionError::NoTransaction(what).into()),
-                    TxnState::Active(mut backend) | TxnState::Failed(mut backend)
-                        if recovering || !matches!(op, TxnOp::RollbackTo(_)) =>
-                    {
+                    TxnState::Active(mut backend) | TxnState::Failed(mut backend) => {
                         match backend.execute(ExecRequest::sql(sql), canceller).await {
                             Ok(_) => {
                                 state.txn = TxnState::Active(backend);
@@ -413,10 +411,6 @@ impl Shared {
                                 Err(e.into())
                             }
                         }
-                    }
-                    other => {
-                        state.txn = other;
-                        Err(SessionError::InFailedTransaction.into())
                     }
                 }
             }

@@ -31,6 +31,32 @@ pub enum PgType {
     Oid,
 }
 
+impl PgType {
+    /// Every variant, for lookups by OID.
+    const ALL: [PgType; 20] = [
+        PgType::Bool,
+        PgType::Int2,
+        PgType::Int4,
+        PgType::Int8,
+        PgType::Float4,
+        PgType::Float8,
+        PgType::Numeric,
+        PgType::Text,
+        PgType::Varchar,
+        PgType::Bpchar,
+        PgType::Name,
+        PgType::Bytea,
+        PgType::Date,
+        PgType::Time,
+        PgType::Timestamp,
+        PgType::Timestamptz,
+        PgType::Uuid,
+        PgType::Json,
+        PgType::Jsonb,
+        PgType::Oid,
+    ];
+}
+
 /// A column or parameter type: the PostgreSQL type plus its modifier (`atttypmod`, -1 if none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TypeWithMod {
@@ -75,31 +101,7 @@ impl PgType {
     }
 
     pub fn from_oid(oid: u32) -> Option<PgType> {
-        use PgType::*;
-        [
-            Bool,
-            Int2,
-            Int4,
-            Int8,
-            Float4,
-            Float8,
-            Numeric,
-            Text,
-            Varchar,
-            Bpchar,
-            Name,
-            Bytea,
-            Date,
-            Time,
-            Timestamp,
-            Timestamptz,
-            Uuid,
-            Json,
-            Jsonb,
-            Oid,
-        ]
-        .into_iter()
-        .find(|t| t.oid() == oid)
+        PgType::ALL.into_iter().find(|t| t.oid() == oid)
     }
 
     /// `pg_type.typlen`: the fixed width in bytes, or -1 for variable width.

@@ -39,6 +39,14 @@ impl ExecRequest {
             reads_catalog: false,
         }
     }
+
+    /// One statement run once per parameter row (COPY FROM, batched inserts).
+    pub fn for_each_row(sql: Arc<str>, rows: Vec<Vec<Value>>) -> Self {
+        ExecRequest {
+            params: Params::Many(rows),
+            ..ExecRequest::sql(sql)
+        }
+    }
 }
 
 /// Where a result column comes from, as SQLite reports it.
