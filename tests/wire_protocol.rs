@@ -154,7 +154,8 @@ async fn errors_carry_postgres_sqlstates() {
     let client = server.connect().await;
     client
         .batch_execute(
-            "CREATE TABLE e (id INT PRIMARY KEY, v TEXT NOT NULL, n INTEGER, c INT CHECK (c > 0))",
+            "CREATE TABLE e (id INT PRIMARY KEY, v TEXT NOT NULL, n INTEGER, c INT CHECK (c > 0), \
+             price NUMERIC(5,2))",
         )
         .await
         .unwrap();
@@ -167,6 +168,9 @@ async fn errors_carry_postgres_sqlstates() {
         ("INSERT INTO e VALUES (2, NULL, 1, 1)", "23502"),
         ("INSERT INTO e VALUES (3, 'a', 3000000000, 1)", "22003"),
         ("INSERT INTO e VALUES (4, 'a', 1, -1)", "23514"),
+        ("INSERT INTO e VALUES (5, 'a', 1, 1, 1000.00)", "22003"),
+        ("INSERT INTO e VALUES (5, 'a', 1, 1, 999.995)", "22003"),
+        ("INSERT INTO e VALUES (5, 'a', 1, 1, 1.0, 6)", "42601"),
         ("SELECT * FROM missing", "42P01"),
         ("SELECT missing FROM e", "42703"),
         ("SELEKT 1", "42601"),
@@ -181,6 +185,22 @@ async fn errors_carry_postgres_sqlstates() {
         assert_eq!(code(&err), expected, "{sql}: {err}");
     }
     assert!(!std::path::Path::new("/tmp/shardgate-attach.db").exists());
+    client
+        .batch_execute("INSERT INTO e VALUES (6, 'a', 1, 1, 999.99), (7, 'b', 1, 1, 1.5)")
+        .await
+        .unwrap();
+    let rows = client
+        .simple_query("SELECT price FROM e WHERE id > 5 ORDER BY id")
+        .await
+        .unwrap();
+    let prices: Vec<&str> = rows
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(prices, ["999.99", "1.50"]);
     server.stop().await;
 }
 

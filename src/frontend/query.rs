@@ -144,7 +144,10 @@ fn encode_rows(
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         for (i, value) in row.iter().enumerate() {
-            let ty = columns.get(i).map(|c| c.ty.pg).unwrap_or(PgType::Text);
+            let ty = columns
+                .get(i)
+                .map(|c| c.ty)
+                .unwrap_or(TypeWithMod::plain(PgType::Text));
             encode_field(&mut buf, value, ty, binary.get(i).copied().unwrap_or(false))?;
         }
         out.push(DataRow::new(buf.split(), row.len() as i16));
@@ -526,7 +529,7 @@ impl Shared {
                         .zip(&columns)
                         .map(|(v, c)| match v {
                             Value::Null => Ok(None),
-                            v => super::values::to_text(v, c.ty.pg).map(Some),
+                            v => super::values::to_text(v, c.ty).map(Some),
                         })
                         .collect::<Result<Vec<_>, _>>()?;
                     data.push(bytes::Bytes::from(crate::sql::copy::format_line(

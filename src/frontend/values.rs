@@ -8,7 +8,7 @@ use rusqlite::types::Value;
 
 use crate::sql::error::SqlError;
 use crate::sql::rewrite::parse_bool;
-use crate::sql::types::PgType;
+use crate::sql::types::{PgType, TypeWithMod};
 
 fn pg_epoch_date() -> NaiveDate {
     NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or_default()
@@ -173,21 +173,50 @@ fn check_range(v: i64, ty: PgType) -> Result<i64, SqlError> {
     }
 }
 
-/// The text form PostgreSQL prints for `value` as type `ty`.
-pub fn to_text(value: &Value, ty: PgType) -> Result<String, SqlError> {
-    Ok(match ty {
+/// A numeric's text: padded or rounded to the declared scale, as PostgreSQL stores it. SQLite
+/// keeps numerics as 8-byte floats, so without a declared scale 15 significant digits are
+/// printed, which hides binary noise such as 0.1 + 0.2 = 0.30000000000000004.
+fn numeric_text(value: &Value, scale: Option<usize>) -> String {
+    let float = match value {
+        Value::Real(f) => Some(*f),
+        Value::Integer(i) if scale.is_some() => Some(*i as f64),
+        Value::Text(t) if scale.is_some() => t.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    match (float, scale) {
+        (Some(f), _) if !f.is_finite() => format_float(f),
+        (Some(f), Some(scale)) => format!("{f:.scale$}"),
+        (Some(f), None) => {
+            let digits = 15 - (f.abs().log10().floor() as i32 + 1).clamp(-300, 15);
+            let rounded = format!("{f:.prec$}", prec = digits.max(0) as usize);
+            if rounded.contains('.') {
+                rounded
+                    .trim_end_matches('0')
+                    .trim_end_matches('.')
+                    .to_string()
+            } else {
+                rounded
+            }
+        }
+        (None, _) => raw_text(value),
+    }
+}
+
+/// The text form PostgreSQL prints for `value` as type `ty` (with its modifier: a numeric's
+/// declared scale).
+pub fn to_text(value: &Value, ty: TypeWithMod) -> Result<String, SqlError> {
+    Ok(match ty.pg {
         PgType::Bool => if as_bool(value)? { "t" } else { "f" }.to_string(),
-        PgType::Int2 | PgType::Int4 | PgType::Int8 | PgType::Oid => as_i64(value, ty)?.to_string(),
-        PgType::Float4 | PgType::Float8 => format_float(as_f64(value, ty)?),
-        PgType::Numeric => match value {
-            Value::Real(f) => format_float(*f),
-            other => raw_text(other),
-        },
+        PgType::Int2 | PgType::Int4 | PgType::Int8 | PgType::Oid => {
+            as_i64(value, ty.pg)?.to_string()
+        }
+        PgType::Float4 | PgType::Float8 => format_float(as_f64(value, ty.pg)?),
+        PgType::Numeric => numeric_text(value, ty.numeric_scale()),
         PgType::Bytea => hex(&bytea_bytes(value)),
         PgType::Date => as_date(value)?.format("%Y-%m-%d").to_string(),
         PgType::Time => as_time(value)?.format("%H:%M:%S%.f").to_string(),
-        PgType::Timestamp => format_timestamp(&as_timestamp(value, ty)?),
-        PgType::Timestamptz => format!("{}+00", format_timestamp(&as_timestamp(value, ty)?)),
+        PgType::Timestamp => format_timestamp(&as_timestamp(value, ty.pg)?),
+        PgType::Timestamptz => format!("{}+00", format_timestamp(&as_timestamp(value, ty.pg)?)),
         _ => raw_text(value),
     })
 }
@@ -196,7 +225,7 @@ pub fn to_text(value: &Value, ty: PgType) -> Result<String, SqlError> {
 pub fn encode_field(
     buf: &mut BytesMut,
     value: &Value,
-    ty: PgType,
+    declared: TypeWithMod,
     binary: bool,
 ) -> Result<(), SqlError> {
     if matches!(value, Value::Null) {
@@ -204,11 +233,12 @@ pub fn encode_field(
         return Ok(());
     }
     if !binary {
-        let text = to_text(value, ty)?;
+        let text = to_text(value, declared)?;
         buf.put_i32(text.len() as i32);
         buf.put_slice(text.as_bytes());
         return Ok(());
     }
+    let ty = declared.pg;
     match ty {
         PgType::Bool => {
             buf.put_i32(1);
@@ -239,7 +269,7 @@ pub fn encode_field(
             buf.put_f64(as_f64(value, ty)?);
         }
         PgType::Numeric => {
-            let text = to_text(value, ty)?;
+            let text = to_text(value, declared)?;
             let encoded = numeric_binary(&text).ok_or_else(|| invalid(ty, &text))?;
             buf.put_i32(encoded.len() as i32);
             buf.put_slice(&encoded);
@@ -556,20 +586,35 @@ mod tests {
 
     #[test]
     fn text_forms_match_postgres() {
-        assert_eq!(to_text(&Value::Integer(1), PgType::Bool).unwrap(), "t");
+        let text = |v: Value, ty| to_text(&v, TypeWithMod::plain(ty)).unwrap();
+        assert_eq!(text(Value::Integer(1), PgType::Bool), "t");
+        assert_eq!(text(Value::Blob(vec![1, 255]), PgType::Bytea), "\\x01ff");
         assert_eq!(
-            to_text(&Value::Blob(vec![1, 255]), PgType::Bytea).unwrap(),
-            "\\x01ff"
-        );
-        assert_eq!(
-            to_text(
-                &Value::Text("2024-01-02 03:04:05.500".into()),
+            text(
+                Value::Text("2024-01-02 03:04:05.500".into()),
                 PgType::Timestamptz
-            )
-            .unwrap(),
+            ),
             "2024-01-02 03:04:05.5+00"
         );
-        assert_eq!(to_text(&Value::Real(1.5), PgType::Float8).unwrap(), "1.5");
+        assert_eq!(text(Value::Real(1.5), PgType::Float8), "1.5");
+    }
+
+    #[test]
+    fn numerics_print_their_declared_scale() {
+        let numeric_10_2 = crate::sql::types::declared_type("NUMERIC(10,2)").ty;
+        let text = |v: Value, ty| to_text(&v, ty).unwrap();
+        assert_eq!(text(Value::Real(1.5), numeric_10_2), "1.50");
+        assert_eq!(text(Value::Integer(3), numeric_10_2), "3.00");
+        assert_eq!(text(Value::Real(-2.499), numeric_10_2), "-2.50");
+        let unscaled = TypeWithMod::plain(PgType::Numeric);
+        assert_eq!(text(Value::Real(0.1 + 0.2), unscaled), "0.3");
+        assert_eq!(text(Value::Real(1234.5), unscaled), "1234.5");
+        assert_eq!(text(Value::Real(1e20), unscaled), "100000000000000000000");
+        assert_eq!(text(Value::Real(0.000123), unscaled), "0.000123");
+        assert_eq!(text(Value::Integer(7), unscaled), "7");
+        let mut buf = BytesMut::new();
+        encode_field(&mut buf, &Value::Real(1.5), numeric_10_2, true).unwrap();
+        assert_eq!(numeric_from_binary(&buf[4..]).unwrap(), "1.50");
     }
 
     #[test]
@@ -594,10 +639,22 @@ mod tests {
     #[test]
     fn binary_encoding_has_the_declared_width() {
         let mut buf = BytesMut::new();
-        encode_field(&mut buf, &Value::Integer(5), PgType::Int4, true).unwrap();
+        encode_field(
+            &mut buf,
+            &Value::Integer(5),
+            TypeWithMod::plain(PgType::Int4),
+            true,
+        )
+        .unwrap();
         assert_eq!(&buf[..], &[0, 0, 0, 4, 0, 0, 0, 5]);
         let mut buf = BytesMut::new();
-        encode_field(&mut buf, &Value::Integer(5), PgType::Int8, true).unwrap();
+        encode_field(
+            &mut buf,
+            &Value::Integer(5),
+            TypeWithMod::plain(PgType::Int8),
+            true,
+        )
+        .unwrap();
         assert_eq!(buf.len(), 12);
     }
 }

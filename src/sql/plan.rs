@@ -473,6 +473,9 @@ fn plan_statement(stmt: Statement, schema: &Schema) -> Plan {
     if catalog {
         super::catalog_rewrite::rewrite_catalog_query(&mut stmt);
     }
+    if let Err(error) = name_insert_columns(&mut stmt, schema) {
+        return Plan::refuse(error);
+    }
     match rewrite(stmt, catalog) {
         Ok(rewritten) => Plan {
             action: Action::Execute,
@@ -484,6 +487,55 @@ fn plan_statement(stmt: Statement, schema: &Schema) -> Plan {
             reads_catalog: catalog,
         },
         Err(error) => Plan::refuse(error),
+    }
+}
+
+/// PostgreSQL fills columns missing from the end of an `INSERT INTO t VALUES (...)` with their
+/// defaults; SQLite refuses a short row. Naming the leading columns makes both agree.
+fn name_insert_columns(stmt: &mut Statement, schema: &Schema) -> Result<(), SqlError> {
+    let Statement::Insert(insert) = stmt else {
+        return Ok(());
+    };
+    let sqlparser::ast::TableObject::TableName(name) = &insert.table else {
+        return Ok(());
+    };
+    let (Some(table), Some(source)) = (schema.table(&name_text(name)), &insert.source) else {
+        return Ok(());
+    };
+    if !insert.columns.is_empty() {
+        return Ok(());
+    }
+    let width = match source.body.as_ref() {
+        SetExpr::Values(values) => values.rows.iter().map(|row| row.len()).max(),
+        SetExpr::Select(select)
+            if !select.projection.iter().any(|item| {
+                matches!(
+                    item,
+                    SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+                )
+            }) =>
+        {
+            Some(select.projection.len())
+        }
+        _ => None,
+    };
+    match width {
+        Some(width) if width > table.columns.len() => Err(SqlError::Syntax(
+            "INSERT has more expressions than target columns".into(),
+        )),
+        Some(width) if width < table.columns.len() => {
+            insert.columns = table.columns[..width]
+                .iter()
+                .map(|c| {
+                    sqlparser::ast::ObjectName::from(vec![sqlparser::ast::Ident::with_quote(
+                        '"',
+                        c.name.as_str(),
+                    )])
+                })
+                .collect();
+            Ok(())
+        }
+        _ => Ok(()),
     }
 }
 

@@ -254,6 +254,18 @@ fn rewrite_create_table(mut create: sqlparser::ast::CreateTable) -> Result<Rewri
                 column.name.value
             ));
         }
+        if let (Some(precision), Some(scale)) =
+            (declared.ty.numeric_precision(), declared.ty.numeric_scale())
+        {
+            // PostgreSQL refuses what needs more integer digits than precision - scale once
+            // rounded to the scale.
+            checks.push(format!(
+                "CONSTRAINT \"{}{}\" CHECK (abs(round({quoted}, {scale})) < 1e{})",
+                crate::storage::RANGE_CHECK_PREFIX,
+                column.name.value,
+                precision.saturating_sub(scale)
+            ));
+        }
         if declared.ty.pg == PgType::Varchar && declared.ty.typmod > 4 {
             checks.push(format!(
                 "CONSTRAINT \"{}{}\" CHECK (length({quoted}) <= {})",

@@ -68,6 +68,17 @@ impl TypeWithMod {
     pub const fn plain(pg: PgType) -> Self {
         TypeWithMod { pg, typmod: -1 }
     }
+
+    /// The declared scale of a `NUMERIC(p, s)`.
+    pub fn numeric_scale(self) -> Option<usize> {
+        (self.pg == PgType::Numeric && self.typmod >= 4)
+            .then(|| ((self.typmod - 4) & 0xffff) as usize)
+    }
+
+    /// The declared precision of a `NUMERIC(p[, s])`.
+    pub fn numeric_precision(self) -> Option<usize> {
+        (self.pg == PgType::Numeric && self.typmod >= 4).then(|| ((self.typmod - 4) >> 16) as usize)
+    }
 }
 
 impl PgType {
