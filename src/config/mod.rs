@@ -92,7 +92,33 @@ struct RawConfig {
     #[serde(default)]
     users: Vec<RawUser>,
     #[serde(default)]
+    replication: RawReplication,
+    #[serde(default)]
     shards: Vec<RawShard>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReplication {
+    mode: Option<ReplicationMode>,
+    min_acks: Option<usize>,
+    ack_timeout: Option<String>,
+    max_lag: Option<String>,
+    health_check_interval: Option<String>,
+    log_retention: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReplica {
+    name: String,
+    path: PathBuf,
+    #[serde(default = "default_weight")]
+    weight: u32,
+}
+
+fn default_weight() -> u32 {
+    1
 }
 
 #[derive(Debug, Deserialize)]
@@ -134,6 +160,8 @@ struct RawUser {
 struct RawShard {
     name: String,
     primary: PathBuf,
+    #[serde(default)]
+    replicas: Vec<RawReplica>,
 }
 
 fn default_listen() -> String {
@@ -183,6 +211,50 @@ pub struct ShardConfig {
     pub name: String,
     /// Absolute (or data-dir-relative resolved) path of the primary's SQLite file.
     pub primary: PathBuf,
+    pub replicas: Vec<ReplicaConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReplicaConfig {
+    pub name: String,
+    pub path: PathBuf,
+    /// Share of the reads relative to the other replicas' weights.
+    pub weight: u32,
+}
+
+/// When a write is acknowledged to the client, relative to its replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplicationMode {
+    /// As soon as the primary commits.
+    Asynchronous,
+    /// Once `min_acks` replicas applied it, or after `ack_timeout` (counted as degraded).
+    SemiSynchronous,
+    /// Once every healthy replica applied it.
+    Synchronous,
+}
+
+impl fmt::Display for ReplicationMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ReplicationMode::Asynchronous => "asynchronous",
+            ReplicationMode::SemiSynchronous => "semi_synchronous",
+            ReplicationMode::Synchronous => "synchronous",
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ReplicationConfig {
+    pub mode: ReplicationMode,
+    pub min_acks: usize,
+    pub ack_timeout: std::time::Duration,
+    /// A replica further behind than this leaves the read rotation.
+    pub max_lag: std::time::Duration,
+    pub health_check_interval: std::time::Duration,
+    /// Log records kept beyond what every replica applied; a replica that falls further
+    /// behind is rebuilt from a snapshot.
+    pub log_retention: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -203,6 +275,7 @@ pub struct Config {
     pub shutdown_timeout: std::time::Duration,
     pub admin_users: Vec<String>,
     pub storage: StorageConfig,
+    pub replication: ReplicationConfig,
     pub users: Vec<User>,
     pub shards: Vec<ShardConfig>,
 }
@@ -258,12 +331,25 @@ impl Config {
         ));
         let users: Vec<&str> = self.users.iter().map(|u| u.name.as_str()).collect();
         out.push_str(&format!("users             {}\n", users.join(", ")));
+        let r = &self.replication;
+        out.push_str(&format!(
+            "replication       mode={} min_acks={} ack_timeout={:?} max_lag={:?} health_check_interval={:?} log_retention={}\n",
+            r.mode, r.min_acks, r.ack_timeout, r.max_lag, r.health_check_interval, r.log_retention
+        ));
         for shard in &self.shards {
             out.push_str(&format!(
                 "shard {:<11} primary {}\n",
                 shard.name,
                 shard.primary.display()
             ));
+            for replica in &shard.replicas {
+                out.push_str(&format!(
+                    "  replica {:<9} weight {} {}\n",
+                    replica.name,
+                    replica.weight,
+                    replica.path.display()
+                ));
+            }
         }
         out
     }
@@ -336,6 +422,46 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigError
             std::time::Duration::ZERO
         }
     };
+    let mut duration = |key: &str, text: Option<&str>, default: u64| match text.map(parse_duration) {
+        None => std::time::Duration::from_secs(default),
+        Some(Ok(d)) => d,
+        Some(Err(e)) => {
+            problem(key, e);
+            std::time::Duration::ZERO
+        }
+    };
+    let replication = ReplicationConfig {
+        mode: raw
+            .replication
+            .mode
+            .unwrap_or(ReplicationMode::SemiSynchronous),
+        min_acks: raw.replication.min_acks.unwrap_or(1),
+        ack_timeout: duration(
+            "replication.ack_timeout",
+            raw.replication.ack_timeout.as_deref(),
+            10,
+        ),
+        max_lag: duration(
+            "replication.max_lag",
+            raw.replication.max_lag.as_deref(),
+            30,
+        ),
+        health_check_interval: duration(
+            "replication.health_check_interval",
+            raw.replication.health_check_interval.as_deref(),
+            10,
+        ),
+        log_retention: raw.replication.log_retention.unwrap_or(100_000),
+    };
+    if replication.health_check_interval.is_zero() {
+        problem(
+            "replication.health_check_interval",
+            "must be longer than zero".into(),
+        );
+    }
+    if replication.log_retention == 0 {
+        problem("replication.log_retention", "must be at least 1".into());
+    }
     let read_connections = raw.storage.read_connections.unwrap_or(4);
     if read_connections == 0 {
         problem("storage.read_connections", "must be at least 1".into());
@@ -433,9 +559,55 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigError
                 format!("{} is used twice", primary.display()),
             );
         }
+        let mut replicas = Vec::new();
+        for (r, replica) in shard.replicas.into_iter().enumerate() {
+            let key = format!("{key}.replicas[{r}]");
+            if replica.name.is_empty() {
+                problem(&format!("{key}.name"), "must not be empty".into());
+            } else if !seen_shards.insert(replica.name.clone()) {
+                problem(
+                    &format!("{key}.name"),
+                    format!("duplicate database name {:?}", replica.name),
+                );
+            }
+            if replica.weight == 0 {
+                problem(&format!("{key}.weight"), "must be at least 1".into());
+            }
+            if replica.path.as_os_str().is_empty() {
+                problem(&format!("{key}.path"), "missing file path".into());
+                continue;
+            }
+            let path = data_dir.join(&replica.path);
+            if !seen_paths.insert(path.clone()) {
+                problem(
+                    &format!("{key}.path"),
+                    format!("{} is used twice", path.display()),
+                );
+            }
+            replicas.push(ReplicaConfig {
+                name: replica.name,
+                path,
+                weight: replica.weight,
+            });
+        }
+        if replication.mode == ReplicationMode::SemiSynchronous
+            && !replicas.is_empty()
+            && replication.min_acks > replicas.len()
+        {
+            problem(
+                "replication.min_acks",
+                format!(
+                    "{} is more than the {} replica(s) of shard {:?}",
+                    replication.min_acks,
+                    replicas.len(),
+                    shard.name
+                ),
+            );
+        }
         shards.push(ShardConfig {
             name: shard.name,
             primary,
+            replicas,
         });
     }
 
@@ -455,6 +627,7 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigError
             busy_timeout,
             read_connections,
         },
+        replication,
         users,
         shards,
     })
