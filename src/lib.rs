@@ -14,6 +14,7 @@ pub const SERVER_VERSION: &str = concat!("15.0 (shardgate ", env!("CARGO_PKG_VER
 pub mod config;
 pub mod error;
 pub mod frontend;
+pub mod replication;
 pub mod server;
 pub mod sql;
 pub mod storage;

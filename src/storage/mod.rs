@@ -20,4 +20,4 @@ pub use error::{LENGTH_CHECK_PREFIX, RANGE_CHECK_PREFIX, StorageError, StorageEr
 pub use exec::{ColumnOrigin, ExecOutput, ExecRequest, Params, PreparedShape};
 pub use pool::Canceller;
 pub use rusqlite::types::Value;
-pub use schema::Schema;
+pub use schema::{INTERNAL_PREFIX, Schema};
