@@ -60,6 +60,8 @@ impl Error {
                 StorageErrorKind::Interrupted => "57014",
                 StorageErrorKind::DatatypeMismatch => "42804",
                 StorageErrorKind::TooManyConnections => "53300",
+                StorageErrorKind::Io => "58030",
+                StorageErrorKind::Corrupt => "XX001",
                 StorageErrorKind::Internal => "XX000",
             },
             Error::Session(e) => match e {

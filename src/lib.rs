@@ -15,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod frontend;
 pub mod replication;
+pub mod router;
 pub mod server;
 pub mod sql;
 pub mod storage;

@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::frontend::{self, Shared};
-use crate::storage::{ConnectionSettings, SqliteBackend, StorageError};
+use crate::replication::Replication;
+use crate::replication::log::Position;
+use crate::router::Router;
+use crate::storage::{Backend, ConnectionSettings, SqliteBackend, StorageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -26,11 +29,15 @@ pub struct Server {
 impl Server {
     pub async fn bind(config: Config) -> Result<Server, StartError> {
         let shard = &config.shards[0];
+        // A primary with replicas logs every write transaction and announces each commit.
+        let (committed, committed_rx) = tokio::sync::watch::channel(Position::default());
+        let replicated = !shard.replicas.is_empty();
         let settings = ConnectionSettings {
             synchronous: config.storage.synchronous,
             busy_timeout: config.storage.busy_timeout,
             database: config.database.clone(),
             server_version: crate::SERVER_VERSION.to_string(),
+            replication_log: replicated.then_some(committed),
             owner: config
                 .users
                 .first()
@@ -44,7 +51,7 @@ impl Server {
         let backend = SqliteBackend::open(
             shard.primary.clone(),
             config.storage.read_connections,
-            settings,
+            settings.clone(),
         )
         .await
         .map_err(storage_error)?;
@@ -55,7 +62,19 @@ impl Server {
                 addr: config.listen,
                 source,
             })?;
-        let shared = Shared::new(config, Arc::new(backend));
+        let primary: Arc<dyn Backend> = Arc::new(backend);
+        let replication = replicated.then(|| {
+            Replication::start(
+                shard,
+                &config.replication,
+                config.storage.read_connections,
+                settings,
+                committed_rx,
+                primary.clone(),
+            )
+        });
+        let router = Arc::new(Router::new(shard.name.clone(), primary, replication));
+        let shared = Shared::new(config, router);
         Ok(Server { listener, shared })
     }
 

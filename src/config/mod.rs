@@ -106,6 +106,7 @@ struct RawReplication {
     max_lag: Option<String>,
     health_check_interval: Option<String>,
     log_retention: Option<u64>,
+    apply_delay: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -255,6 +256,8 @@ pub struct ReplicationConfig {
     /// Log records kept beyond what every replica applied; a replica that falls further
     /// behind is rebuilt from a snapshot.
     pub log_retention: u64,
+    /// A pause before each batch a replica applies: for tests and demonstrations of lag.
+    pub apply_delay: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -422,7 +425,8 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigError
             std::time::Duration::ZERO
         }
     };
-    let mut duration = |key: &str, text: Option<&str>, default: u64| match text.map(parse_duration) {
+    let mut duration = |key: &str, text: Option<&str>, default: u64| match text.map(parse_duration)
+    {
         None => std::time::Duration::from_secs(default),
         Some(Ok(d)) => d,
         Some(Err(e)) => {
@@ -452,6 +456,11 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigError
             10,
         ),
         log_retention: raw.replication.log_retention.unwrap_or(100_000),
+        apply_delay: duration(
+            "replication.apply_delay",
+            raw.replication.apply_delay.as_deref(),
+            0,
+        ),
     };
     if replication.health_check_interval.is_zero() {
         problem(

@@ -169,6 +169,7 @@ impl Startup {
                 copy_in: None,
             }),
             canceller: Default::default(),
+            last_write_lsn: Default::default(),
             user,
         });
         let (pid, secret) = client.pid_and_secret_key();

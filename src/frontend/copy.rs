@@ -2,6 +2,7 @@
 //! into the table in batches on one write connection, committed at CopyDone.
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::{Sink, SinkExt};
@@ -12,6 +13,7 @@ use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 
+use super::Shared;
 use super::query::session_of;
 use super::session::{CopyInState, TxnState};
 use super::values::from_text;
@@ -23,7 +25,10 @@ use crate::storage::{Canceller, ExecRequest};
 /// Rows buffered before they are written.
 const BATCH_ROWS: usize = 5_000;
 
-pub struct CopyIn;
+/// COPY FROM STDIN data for every session.
+pub struct CopyIn {
+    pub shared: Arc<Shared>,
+}
 
 fn take_lines(copy: &mut CopyInState) -> Result<(), Error> {
     while let Some(end) = copy.pending.iter().position(|b| *b == b'\n') {
@@ -145,10 +150,12 @@ impl CopyHandler for CopyIn {
         match (result, backend) {
             (Ok(()), Some(mut backend)) => {
                 if copy.own_transaction {
-                    backend
-                        .execute(ExecRequest::sql("COMMIT"), &session.canceller)
+                    let lsn = backend
+                        .commit(&session.canceller)
                         .await
                         .map_err(|e| Error::from(e).to_pgwire())?;
+                    drop(backend);
+                    self.shared.acknowledge_write(&session, lsn).await;
                 } else {
                     state.txn = TxnState::Active(backend);
                 }

@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::error::SessionError;
+use crate::router::Router;
 use crate::sql::plan::PlanCache;
 use crate::storage::Backend;
 use session::SessionRegistry;
@@ -24,7 +25,9 @@ use session::SessionRegistry;
 /// What every connection shares.
 pub struct Shared {
     pub config: Config,
+    /// The primary.
     pub backend: Arc<dyn Backend>,
+    pub router: Arc<Router>,
     pub plans: PlanCache,
     pub registry: Arc<SessionRegistry>,
     pub drain: Drain,
@@ -33,11 +36,12 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(config: Config, backend: Arc<dyn Backend>) -> Arc<Shared> {
+    pub fn new(config: Config, router: Arc<Router>) -> Arc<Shared> {
         Arc::new(Shared {
             users: Arc::new(auth::ConfiguredUsers::new(&config)),
             config,
-            backend,
+            backend: router.primary.clone(),
+            router,
             plans: PlanCache::default(),
             registry: Arc::new(SessionRegistry::default()),
             drain: Drain::default(),
@@ -151,7 +155,9 @@ pub async fn serve(
     let handlers = Arc::new(Handlers {
         startup: Arc::new(auth::Startup::new(shared.clone())),
         query: Arc::new(query::QueryHandler::new(shared.clone())),
-        copy: Arc::new(copy::CopyIn),
+        copy: Arc::new(copy::CopyIn {
+            shared: shared.clone(),
+        }),
         cancel: Arc::new(Cancel(shared.registry.clone())),
     });
     let mut tasks = tokio::task::JoinSet::new();
@@ -198,6 +204,7 @@ pub async fn serve(
     }
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
+    shared.router.stop().await;
     shared.backend.close().await;
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 use std::fmt::Debug;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
 use bytes::BytesMut;
@@ -27,11 +28,15 @@ use super::Shared;
 use super::session::{REPORTED, Session, SessionState, TxnState};
 use super::values::{encode_field, from_binary, from_text};
 use crate::error::{Error, SessionError};
+use crate::router::{ReadFrom, ReadTarget};
 use crate::sql::copy::CopySource;
 use crate::sql::infer::ProjectedItem;
 use crate::sql::plan::{Action, Plan, TxnOp};
 use crate::sql::types::{PgType, TypeWithMod, declared_type};
-use crate::storage::{ColumnOrigin, ExecOutput, ExecRequest, Intent, Params, Schema};
+use crate::storage::{Backend, ColumnOrigin, ExecOutput, ExecRequest, Intent, Params, Schema};
+
+/// `SHOW` of this name reports the shard's databases and their replication state.
+pub const REPLICAS_STATUS: &str = "shardgate.replicas";
 
 /// A result column as clients see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,6 +205,53 @@ pub fn session_of<C: ClientInfo>(client: &C) -> Result<Arc<Session>, Error> {
 }
 
 impl Shared {
+    /// A write committed at `lsn` (if it was logged): remember it for the session's
+    /// read-your-writes and wait for the acknowledgements the replication mode asks for.
+    pub async fn acknowledge_write(&self, session: &Session, lsn: Option<u64>) {
+        if let Some(lsn) = lsn {
+            session.last_write_lsn.fetch_max(lsn, Ordering::AcqRel);
+            self.router.acknowledge(lsn).await;
+        }
+    }
+
+    /// Runs a read outside a transaction where the router sends it. A replica whose file
+    /// fails is taken out of rotation and the read is answered by the primary instead.
+    async fn execute_read(
+        &self,
+        session: &Session,
+        read_from: ReadFrom,
+        request: ExecRequest,
+    ) -> Result<ExecOutput, crate::storage::StorageError> {
+        let last_write = session.last_write_lsn.load(Ordering::Acquire);
+        if let ReadTarget::Replica(replica, backend) =
+            self.router.read_target(last_write, read_from)
+        {
+            let attempt = async {
+                let mut connection = backend.session(Intent::Read).await?;
+                connection
+                    .execute(request.clone(), &session.canceller)
+                    .await
+            };
+            match attempt.await {
+                Ok(output) => {
+                    replica.reads.fetch_add(1, Ordering::Relaxed);
+                    return Ok(output);
+                }
+                Err(e) if e.kind == crate::storage::StorageErrorKind::Corrupt => {
+                    replica.request_rebuild(format!("{}: {e}", crate::replication::READ_FAILED));
+                }
+                Err(e) if e.kind.is_file_failure() => {
+                    replica.errors.fetch_add(1, Ordering::Relaxed);
+                    replica.mark_unhealthy(format!("{}: {e}", crate::replication::READ_FAILED));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.router.primary_reads.fetch_add(1, Ordering::Relaxed);
+        let mut connection = self.backend.session(Intent::Read).await?;
+        connection.execute(request, &session.canceller).await
+    }
+
     /// Runs one plan for a session. `messages` collects notices and parameter statuses.
     pub async fn run(
         &self,
@@ -223,7 +275,19 @@ impl Shared {
             Action::Refuse(e) => Err(e.clone().into()),
             Action::NoOp => Ok(Outcome::Command(Tag::new(&plan.tag))),
             Action::Set { name, value } => {
-                if name.to_ascii_lowercase().starts_with("shardgate.") {
+                let lowered = name.to_ascii_lowercase();
+                if lowered == ReadFrom::SETTING {
+                    if value
+                        .as_deref()
+                        .is_some_and(|v| ReadFrom::parse(v).is_none())
+                    {
+                        return Err(crate::sql::error::SqlError::InvalidParameter(format!(
+                            "invalid value for parameter \"{name}\": {:?} (primary, replica or auto)",
+                            value.as_deref().unwrap_or_default()
+                        ))
+                        .into());
+                    }
+                } else if lowered.starts_with("shardgate.") {
                     return Err(crate::sql::error::SqlError::UnknownSetting(name.clone()).into());
                 }
                 match state.settings.set(name, value.clone()) {
@@ -251,6 +315,9 @@ impl Shared {
             Action::ResetAll => {
                 state.settings.reset_all();
                 Ok(Outcome::Command(Tag::new(&plan.tag)))
+            }
+            Action::Show { name, .. } if name.eq_ignore_ascii_case(REPLICAS_STATUS) => {
+                Ok(self.replicas_status())
             }
             Action::Show { name, column } => {
                 let value = state
@@ -283,16 +350,31 @@ impl Shared {
                 };
                 let result = match &mut state.txn {
                     TxnState::Active(backend) => backend.execute(request, &session.canceller).await,
+                    // The emulated catalog is rebuilt in place, which a query_only read
+                    // connection refuses: catalog reads use the writer.
+                    _ if plan.is_write || plan.reads_catalog => {
+                        if plan.is_write {
+                            self.router.primary_writes.fetch_add(1, Ordering::Relaxed);
+                        }
+                        let mut backend = self.backend.session(Intent::Write).await?;
+                        let output = backend.execute(request, &session.canceller).await;
+                        drop(backend);
+                        if let Ok(output) = &output {
+                            self.acknowledge_write(session, output.lsn).await;
+                        }
+                        output
+                    }
                     _ => {
-                        // The emulated catalog is rebuilt in place, which a query_only
-                        // read connection refuses: catalog reads use the writer.
-                        let intent = if plan.is_write || plan.reads_catalog {
-                            Intent::Write
+                        let read_from = if plan.primary_hint {
+                            ReadFrom::Primary
                         } else {
-                            Intent::Read
+                            state
+                                .settings
+                                .get(ReadFrom::SETTING)
+                                .and_then(ReadFrom::parse)
+                                .unwrap_or(ReadFrom::Auto)
                         };
-                        let mut backend = self.backend.session(intent).await?;
-                        backend.execute(request, &session.canceller).await
+                        self.execute_read(session, read_from, request).await
                     }
                 };
                 if plan.rewritten.changes_schema {
@@ -326,6 +408,53 @@ impl Shared {
         }
     }
 
+    /// `SHOW shardgate.replicas`: one row per database of the shard.
+    fn replicas_status(&self) -> Outcome {
+        let column = |name: &str, pg| ResultColumn {
+            name: name.into(),
+            ty: TypeWithMod::plain(pg),
+        };
+        let columns = vec![
+            column("name", PgType::Text),
+            column("role", PgType::Text),
+            column("healthy", PgType::Bool),
+            column("weight", PgType::Int4),
+            column("applied_lsn", PgType::Int8),
+            column("lag_records", PgType::Int8),
+            column("lag_seconds", PgType::Float8),
+            column("reads", PgType::Int8),
+            column("writes", PgType::Int8),
+            column("errors", PgType::Int8),
+            column("status", PgType::Text),
+        ];
+        let count = |n: u64| Value::Integer(i64::try_from(n).unwrap_or(i64::MAX));
+        let rows = self
+            .router
+            .status()
+            .into_iter()
+            .map(|db| {
+                vec![
+                    Value::Text(db.name),
+                    Value::Text(db.role.into()),
+                    Value::Integer(i64::from(db.healthy)),
+                    Value::Integer(i64::from(db.weight)),
+                    count(db.applied_lsn),
+                    count(db.lag_records),
+                    Value::Real(db.lag_seconds),
+                    count(db.reads),
+                    count(db.writes),
+                    count(db.errors),
+                    Value::Text(db.problem.unwrap_or_else(|| "ok".into())),
+                ]
+            })
+            .collect();
+        Outcome::Rows {
+            columns,
+            rows,
+            tag: "SHOW".into(),
+        }
+    }
+
     async fn transaction(
         &self,
         session: &Session,
@@ -343,15 +472,27 @@ impl Shared {
                     ));
                     return Ok(Outcome::Command(Tag::new("BEGIN")));
                 }
-                let intent = if *read_only {
-                    Intent::Read
+                // A read-only transaction may run on one replica throughout.
+                let target = if *read_only {
+                    let read_from = state
+                        .settings
+                        .get(ReadFrom::SETTING)
+                        .and_then(ReadFrom::parse)
+                        .unwrap_or(ReadFrom::Auto);
+                    self.router
+                        .read_target(session.last_write_lsn.load(Ordering::Acquire), read_from)
                 } else {
-                    Intent::Write
+                    ReadTarget::Primary
                 };
-                let mut backend = self.backend.session(intent).await?;
-                backend
-                    .execute(ExecRequest::sql("BEGIN"), canceller)
-                    .await?;
+                let mut backend = match target {
+                    ReadTarget::Replica(replica, backend) => {
+                        replica.reads.fetch_add(1, Ordering::Relaxed);
+                        backend.session(Intent::Read).await?
+                    }
+                    ReadTarget::Primary if *read_only => self.backend.session(Intent::Read).await?,
+                    ReadTarget::Primary => self.backend.session(Intent::Write).await?,
+                };
+                backend.begin(canceller).await?;
                 state.txn = TxnState::Active(backend);
                 Ok(Outcome::TransactionStart(Tag::new("BEGIN")))
             }
@@ -365,20 +506,16 @@ impl Shared {
                     };
                     Ok(Outcome::TransactionEnd(Tag::new(tag)))
                 }
-                TxnState::Active(mut backend) => {
-                    let (sql, tag) = if *op == TxnOp::Commit {
-                        ("COMMIT", "COMMIT")
-                    } else {
-                        ("ROLLBACK", "ROLLBACK")
-                    };
-                    // Dropping the lease on failure rolls back whatever is left.
-                    backend.execute(ExecRequest::sql(sql), canceller).await?;
-                    Ok(Outcome::TransactionEnd(Tag::new(tag)))
+                // Dropping the lease on failure rolls back whatever is left.
+                TxnState::Active(mut backend) if *op == TxnOp::Commit => {
+                    let lsn = backend.commit(canceller).await?;
+                    // The writer is free for others while replicas acknowledge.
+                    drop(backend);
+                    self.acknowledge_write(session, lsn).await;
+                    Ok(Outcome::TransactionEnd(Tag::new("COMMIT")))
                 }
-                TxnState::Failed(mut backend) => {
-                    backend
-                        .execute(ExecRequest::sql("ROLLBACK"), canceller)
-                        .await?;
+                TxnState::Active(mut backend) | TxnState::Failed(mut backend) => {
+                    backend.rollback(canceller).await?;
                     Ok(Outcome::TransactionEnd(Tag::new("ROLLBACK")))
                 }
             },
@@ -470,9 +607,7 @@ impl Shared {
                 other => {
                     state.txn = other;
                     let mut backend = self.backend.session(Intent::Write).await?;
-                    backend
-                        .execute(ExecRequest::sql("BEGIN"), &session.canceller)
-                        .await?;
+                    backend.begin(&session.canceller).await?;
                     (backend, true)
                 }
             };
@@ -636,7 +771,7 @@ impl SimpleQueryHandler for QueryHandler {
                 .await
                 .map_err(|e| Error::from(e).to_pgwire())?;
             backend
-                .execute(ExecRequest::sql("BEGIN"), &session.canceller)
+                .begin(&session.canceller)
                 .await
                 .map_err(|e| Error::from(e).to_pgwire())?;
             state.txn = TxnState::Active(backend);
@@ -663,13 +798,23 @@ impl SimpleQueryHandler for QueryHandler {
                 }
             }
         }
-        if implicit {
-            let sql = if failed { "ROLLBACK" } else { "COMMIT" };
-            if let TxnState::Active(mut backend) | TxnState::Failed(mut backend) = state.txn.take()
-                && let Err(e) = backend
-                    .execute(ExecRequest::sql(sql), &session.canceller)
-                    .await
-            {
+        if implicit
+            && let TxnState::Active(mut backend) | TxnState::Failed(mut backend) = state.txn.take()
+        {
+            let ended = if failed {
+                backend.rollback(&session.canceller).await
+            } else {
+                match backend.commit(&session.canceller).await {
+                    Ok(lsn) => {
+                        // The writer is free for others while replicas acknowledge.
+                        drop(backend);
+                        self.shared.acknowledge_write(&session, lsn).await;
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            };
+            if let Err(e) = ended {
                 responses.push(Response::Error(Box::new(Error::from(e).to_error_info())));
             }
         }

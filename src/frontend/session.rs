@@ -148,6 +148,9 @@ pub struct Session {
     pub user: String,
     pub state: tokio::sync::Mutex<SessionState>,
     pub canceller: Canceller,
+    /// The replication log position of this session's last committed write: its reads go
+    /// only to replicas that have applied it (read-your-writes).
+    pub last_write_lsn: std::sync::atomic::AtomicU64,
 }
 
 /// Sessions by (pid, secret key), for CancelRequest.

@@ -69,6 +69,8 @@ pub struct Plan {
     pub projection: Option<Vec<ProjectedItem>>,
     /// Reads `pg_catalog` (or `information_schema`): needs the emulated catalog.
     pub reads_catalog: bool,
+    /// The text carries a `/* shardgate:primary */` comment: read from the primary.
+    pub primary_hint: bool,
 }
 
 impl Plan {
@@ -81,6 +83,7 @@ impl Plan {
             params: Vec::new(),
             projection: None,
             reads_catalog: false,
+            primary_hint: false,
         }
     }
 
@@ -145,8 +148,35 @@ fn strip_comments(sql: &str) -> String {
     }
 }
 
+/// Whether a comment in `sql` says `shardgate:primary`.
+fn has_primary_hint(sql: &str) -> bool {
+    let mut rest = sql;
+    while let Some(start) = rest.find("/*") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("*/") else {
+            return false;
+        };
+        if after[..end]
+            .trim()
+            .eq_ignore_ascii_case("shardgate:primary")
+        {
+            return true;
+        }
+        rest = &after[end + 2..];
+    }
+    false
+}
+
 /// Plans every statement of a query string.
 pub fn plan_text(sql: &str, schema: &Schema) -> Vec<Plan> {
+    let mut plans = plan_statements(sql, schema);
+    if has_primary_hint(sql) {
+        plans.iter_mut().for_each(|p| p.primary_hint = true);
+    }
+    plans
+}
+
+fn plan_statements(sql: &str, schema: &Schema) -> Vec<Plan> {
     let body = strip_comments(sql);
     if body.trim().trim_matches(';').trim().is_empty() {
         return vec![Plan::simple(Action::Empty, "")];
@@ -413,6 +443,8 @@ fn plan_statement(stmt: Statement, schema: &Schema) -> Plan {
             let name = match name.to_ascii_lowercase().as_str() {
                 "transaction isolation level" => "transaction_isolation".to_string(),
                 "time zone" => "TimeZone".to_string(),
+                // sqlparser splits a qualified name (`SHOW shardgate.replicas`) into words.
+                _ if variable.len() == 2 => format!("{}.{}", variable[0].value, variable[1].value),
                 _ => name,
             };
             return session(
@@ -485,6 +517,7 @@ fn plan_statement(stmt: Statement, schema: &Schema) -> Plan {
             params,
             projection,
             reads_catalog: catalog,
+            primary_hint: false,
         },
         Err(error) => Plan::refuse(error),
     }
@@ -554,6 +587,9 @@ mod tests {
         assert!(plan("WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x")[0].is_write);
         assert!(plan("INSERT INTO t VALUES (1)")[0].is_write);
         assert!(plan("this is not sql")[0].is_write);
+        assert!(plan("/* shardgate:primary */ SELECT 1")[0].primary_hint);
+        assert!(plan("SELECT 1 /* shardgate:Primary */")[0].primary_hint);
+        assert!(!plan("SELECT '/* shardgate:primary'")[0].primary_hint);
         assert_eq!(
             plan("BEGIN ISOLATION LEVEL SERIALIZABLE")[0].action,
             Action::Transaction(TxnOp::Begin { read_only: false })

@@ -31,6 +31,8 @@ pub trait Backend: Send + Sync {
     fn schema(&self) -> Arc<Schema>;
     /// Waits for leases to end, checkpoints and closes.
     async fn close(&self);
+    /// Deletes replication log records below `below` (keeping the newest); returns how many.
+    async fn trim_replication_log(&self, below: u64) -> Result<usize, StorageError>;
 }
 
 #[async_trait]
@@ -40,12 +42,17 @@ pub trait BackendSession: Send {
         request: ExecRequest,
         canceller: &Canceller,
     ) -> Result<ExecOutput, StorageError>;
+    async fn begin(&mut self, canceller: &Canceller) -> Result<(), StorageError>;
+    /// Commits; returns the replication log position of the transaction's writes, if any.
+    async fn commit(&mut self, canceller: &Canceller) -> Result<Option<u64>, StorageError>;
+    async fn rollback(&mut self, canceller: &Canceller) -> Result<(), StorageError>;
     fn in_transaction(&self) -> bool;
 }
 
-/// A SQLite database file: one writer, a pool of readers.
+/// A SQLite database file: one writer (none on a replica, which only the replication log
+/// writes), a pool of readers.
 pub struct SqliteBackend {
-    writer: Arc<ConnPool>,
+    writer: Option<Arc<ConnPool>>,
     readers: Arc<ConnPool>,
     schema: Arc<RwLock<Arc<Schema>>>,
 }
@@ -65,7 +72,7 @@ impl SqliteBackend {
             }
             let writer = ConnPool::open(path.clone(), Role::Writer, 1, settings.clone())?;
             let readers = ConnPool::open(path, Role::Reader, readers, settings)?;
-            Ok::<_, StorageError>((writer, readers))
+            Ok::<_, StorageError>((Some(writer), readers))
         })
         .await
         .map_err(|e| StorageError::internal(e.to_string()))?
@@ -76,9 +83,39 @@ impl SqliteBackend {
         })
     }
 
+    /// Opens read connections to a replica's file, which must exist already.
+    pub async fn open_replica(
+        path: PathBuf,
+        readers: usize,
+        settings: ConnectionSettings,
+    ) -> Result<SqliteBackend, StorageError> {
+        let readers = tokio::task::spawn_blocking(move || {
+            ConnPool::open(path, Role::Reader, readers, settings)
+        })
+        .await
+        .map_err(|e| StorageError::internal(e.to_string()))??;
+        let backend = SqliteBackend {
+            writer: None,
+            readers,
+            schema: Arc::new(RwLock::new(Arc::new(Schema::default()))),
+        };
+        backend.load_schema().await?;
+        Ok(backend)
+    }
+
+    fn writer(&self) -> Result<&Arc<ConnPool>, StorageError> {
+        self.writer.as_ref().ok_or_else(|| {
+            StorageError::new(
+                super::StorageErrorKind::ReadOnly,
+                "cannot execute a write on a replica",
+            )
+        })
+    }
+
     /// Loads the schema snapshot; called once after opening.
     pub async fn load_schema(&self) -> Result<(), StorageError> {
-        let mut lease = self.writer.lease().await?;
+        let pool = self.writer.as_ref().unwrap_or(&self.readers);
+        let mut lease = pool.lease().await?;
         let schema = lease
             .run(&Canceller::default(), |conn| conn.as_internal(Schema::load))
             .await?;
@@ -94,7 +131,7 @@ impl Backend for SqliteBackend {
     async fn session(&self, intent: Intent) -> Result<Box<dyn BackendSession>, StorageError> {
         let lease = match intent {
             Intent::Read => self.readers.lease().await?,
-            Intent::Write => self.writer.lease().await?,
+            Intent::Write => self.writer()?.lease().await?,
         };
         Ok(Box::new(SqliteSession {
             lease,
@@ -115,9 +152,21 @@ impl Backend for SqliteBackend {
         self.schema.read().map(|s| s.clone()).unwrap_or_default()
     }
 
+    async fn trim_replication_log(&self, below: u64) -> Result<usize, StorageError> {
+        let mut lease = self.writer()?.lease().await?;
+        lease
+            .run(&Canceller::default(), move |conn| {
+                conn.as_internal(|c| crate::replication::log::truncate_below(c, below))
+            })
+            .await
+    }
+
     async fn close(&self) {
         self.readers.close(|_| {}).await;
-        self.writer
+        let Some(writer) = &self.writer else {
+            return;
+        };
+        writer
             .close(|conn| {
                 if let Err(e) =
                     conn.as_internal(|c| c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)"))
@@ -160,6 +209,23 @@ impl BackendSession for SqliteSession {
             *slot = Arc::new(schema);
         }
         Ok(output)
+    }
+
+    async fn begin(&mut self, canceller: &Canceller) -> Result<(), StorageError> {
+        self.lease.run(canceller, |conn| conn.begin()).await
+    }
+
+    async fn commit(&mut self, canceller: &Canceller) -> Result<Option<u64>, StorageError> {
+        self.lease.run(canceller, |conn| conn.commit()).await
+    }
+
+    async fn rollback(&mut self, canceller: &Canceller) -> Result<(), StorageError> {
+        self.lease
+            .run(canceller, |conn| {
+                conn.rollback();
+                Ok(())
+            })
+            .await
     }
 
     fn in_transaction(&self) -> bool {

@@ -2,6 +2,7 @@
 //! PostgreSQL clients call, the emulated `pg_catalog`, and the authorizer that keeps clients
 //! away from the server's files and shardgate's own tables.
 
+use std::cell::RefCell;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +15,7 @@ use rusqlite::{Connection, OpenFlags};
 use super::error::StorageError;
 use super::{pg_catalog, schema};
 use crate::config::SyncMode;
+use crate::replication::log::{LogWriter, Position};
 
 /// Settings every connection to a database file gets.
 #[derive(Debug, Clone)]
@@ -26,6 +28,9 @@ pub struct ConnectionSettings {
     pub server_version: String,
     /// The role the emulated catalog names as owner of every object.
     pub owner: String,
+    /// Set on a primary with replicas: its writer logs every write transaction and announces
+    /// each committed position here.
+    pub replication_log: Option<tokio::sync::watch::Sender<Position>>,
 }
 
 /// Whether a connection may write. Read connections are `query_only`.
@@ -36,8 +41,11 @@ pub enum Role {
 }
 
 /// A SQLite connection plus the switch that lets shardgate's own statements past the
-/// authorizer.
+/// authorizer, and on a replicated primary's writer, the replication log writer.
 pub struct SqlConn {
+    // Declared first so that it is dropped first: the log's capture must end before the
+    // connection it records closes.
+    log: Option<RefCell<LogWriter>>,
     pub conn: Connection,
     internal: Arc<AtomicBool>,
 }
@@ -55,6 +63,84 @@ impl SqlConn {
         self.internal.store(true, Ordering::Release);
         let _reset = Reset(&self.internal);
         f(&self.conn)
+    }
+
+    /// Whether this connection writes the replication log.
+    pub fn logs_writes(&self) -> bool {
+        self.log.is_some()
+    }
+
+    pub fn begin(&self) -> Result<(), StorageError> {
+        self.conn.execute_batch("BEGIN")?;
+        if let Some(log) = &self.log {
+            let started = self.as_internal(|c| log.borrow_mut().begin(c));
+            if let Err(e) = started {
+                self.rollback();
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits; on a logging writer the transaction's log record is written inside it first.
+    /// Returns the record's LSN if the transaction changed anything. On failure the
+    /// transaction is rolled back: no write is committed without its record.
+    pub fn commit(&self) -> Result<Option<u64>, StorageError> {
+        let Some(log) = &self.log else {
+            self.conn.execute_batch("COMMIT")?;
+            return Ok(None);
+        };
+        // The session extension reads the schema (pragmas) that clients may not.
+        let pending = self
+            .as_internal(|c| log.borrow_mut().prepare_commit(c))
+            .and_then(|pending| {
+                self.conn.execute_batch("COMMIT")?;
+                Ok(pending)
+            });
+        match pending {
+            Ok(pending) => {
+                let mut log = log.borrow_mut();
+                log.abandon();
+                Ok(pending.map(|p| log.committed(p)))
+            }
+            Err(e) => {
+                self.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// Rolls back whatever transaction is open (a no-op outside one).
+    pub fn rollback(&self) {
+        if !self.conn.is_autocommit()
+            && let Err(e) = self.conn.execute_batch("ROLLBACK")
+        {
+            tracing::warn!("rollback failed: {e}");
+        }
+        if let Some(log) = &self.log {
+            log.borrow_mut().abandon();
+        }
+    }
+
+    /// Runs DDL statements with the log capture bracketing them (a changeset cannot span a
+    /// schema change); the DDL itself becomes a part of the transaction's record.
+    pub fn with_ddl_logged<T>(
+        &self,
+        statements: &[Arc<str>],
+        run: impl FnOnce() -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let Some(log) = &self.log else {
+            return run();
+        };
+        self.as_internal(|c| log.borrow_mut().before_ddl(c))?;
+        let output = run()?;
+        let sql = statements
+            .iter()
+            .map(|s| s.as_ref())
+            .collect::<Vec<_>>()
+            .join(";\n");
+        self.as_internal(|c| log.borrow_mut().after_ddl(c, sql))?;
+        Ok(output)
     }
 }
 
@@ -115,9 +201,40 @@ pub fn open(
         rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED,
         attached_count(&conn)?,
     )?;
+    let log = match (&settings.replication_log, role) {
+        (Some(committed), Role::Writer) => {
+            Some(RefCell::new(LogWriter::open(&conn, committed.clone())?))
+        }
+        _ => None,
+    };
     let internal = Arc::new(AtomicBool::new(false));
     install_authorizer(&conn, internal.clone())?;
-    Ok(SqlConn { conn, internal })
+    Ok(SqlConn {
+        log,
+        conn,
+        internal,
+    })
+}
+
+/// The one connection that writes a replica: the log applier. Foreign keys and triggers are
+/// off on it, because their effects on the primary are already in the changesets.
+pub fn open_replica_applier(
+    path: &Path,
+    settings: &ConnectionSettings,
+) -> Result<SqlConn, StorageError> {
+    let settings = ConnectionSettings {
+        replication_log: None,
+        ..settings.clone()
+    };
+    let conn = open(path, Role::Writer, &settings)?;
+    conn.as_internal(|c| {
+        c.pragma_update(None, "foreign_keys", "OFF")?;
+        c.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER,
+            false,
+        )
+    })?;
+    Ok(conn)
 }
 
 fn attached_count(conn: &Connection) -> Result<i32, StorageError> {
@@ -233,6 +350,8 @@ fn register_functions(
                 .to_string())
         })?;
     }
+    // PostgreSQL's random() is a float in [0, 1); SQLite's is a 64-bit integer.
+    conn.create_scalar_function("random", 0, volatile, |_| Ok(rand::random::<f64>()))?;
     conn.create_scalar_function("gen_random_uuid", 0, volatile, |_| {
         Ok(uuid::Uuid::new_v4().to_string())
     })?;

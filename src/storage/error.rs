@@ -26,7 +26,18 @@ pub enum StorageErrorKind {
     Interrupted,
     DatatypeMismatch,
     TooManyConnections,
+    /// The file could not be read or written (I/O error, cannot open).
+    Io,
+    /// The file is damaged or is not a database.
+    Corrupt,
     Internal,
+}
+
+impl StorageErrorKind {
+    /// The database file itself failed, not the statement: another copy may answer it.
+    pub fn is_file_failure(self) -> bool {
+        matches!(self, StorageErrorKind::Io | StorageErrorKind::Corrupt)
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -79,6 +90,8 @@ impl From<rusqlite::Error> for StorageError {
             Some(ErrorCode::ReadOnly) => K::ReadOnly,
             Some(ErrorCode::AuthorizationForStatementDenied) => K::PermissionDenied,
             Some(ErrorCode::TypeMismatch) => K::DatatypeMismatch,
+            Some(ErrorCode::SystemIoFailure) | Some(ErrorCode::CannotOpen) => K::Io,
+            Some(ErrorCode::DatabaseCorrupt) | Some(ErrorCode::NotADatabase) => K::Corrupt,
             _ if text.contains("no such table") => K::UndefinedTable,
             _ if text.contains("no such column") || text.contains("has no column named") => {
                 K::UndefinedColumn

@@ -63,6 +63,9 @@ pub struct ExecOutput {
     pub columns: Vec<ColumnOrigin>,
     pub rows: Vec<Vec<Value>>,
     pub changes: u64,
+    /// The replication log record this request committed, if it committed a write on a
+    /// logging primary.
+    pub lsn: Option<u64>,
 }
 
 /// The shape of a prepared statement: its result columns and how many parameters it takes.
@@ -95,31 +98,48 @@ pub fn describe(conn: &SqlConn, sql: &str) -> Result<PreparedShape, StorageError
     })
 }
 
-/// Runs `request`; DDL and its declared-type bookkeeping commit together or not at all.
+/// Runs `request`. Outside a transaction it gets one of its own when it has several steps
+/// (DDL and its declared-type bookkeeping commit together or not at all) or when the
+/// connection logs writes (the log record commits with the rows it describes).
 pub fn execute(conn: &SqlConn, request: &ExecRequest) -> Result<ExecOutput, StorageError> {
     if request.reads_catalog {
         conn.as_internal(super::pg_catalog::refresh)?;
     }
     let atomic = request.statements.len() > 1 || !request.catalog.is_empty();
-    if !(atomic && conn.conn.is_autocommit()) {
+    if !((atomic || conn.logs_writes()) && conn.conn.is_autocommit()) {
         return execute_steps(conn, request);
     }
-    conn.conn.execute_batch("BEGIN")?;
+    conn.begin()?;
     match execute_steps(conn, request) {
-        Ok(output) => {
-            conn.conn.execute_batch("COMMIT")?;
+        Ok(mut output) => {
+            output.lsn = conn.commit()?;
             Ok(output)
         }
         Err(error) => {
-            if !conn.conn.is_autocommit() {
-                conn.conn.execute_batch("ROLLBACK")?;
-            }
+            conn.rollback();
             Err(error)
         }
     }
 }
 
 fn execute_steps(conn: &SqlConn, request: &ExecRequest) -> Result<ExecOutput, StorageError> {
+    let output = if request.changes_schema {
+        conn.with_ddl_logged(&request.statements, || run_statements(conn, request))?
+    } else {
+        run_statements(conn, request)?
+    };
+    if !request.catalog.is_empty() {
+        conn.as_internal(|c| {
+            request
+                .catalog
+                .iter()
+                .try_for_each(|change| schema::apply_change(c, change))
+        })?;
+    }
+    Ok(output)
+}
+
+fn run_statements(conn: &SqlConn, request: &ExecRequest) -> Result<ExecOutput, StorageError> {
     let mut output = ExecOutput::default();
     let last = request.statements.len().saturating_sub(1);
     for (i, sql) in request.statements.iter().enumerate() {
@@ -175,14 +195,6 @@ fn execute_steps(conn: &SqlConn, request: &ExecRequest) -> Result<ExecOutput, St
             output.columns = columns;
             output.rows = rows;
         }
-    }
-    if !request.catalog.is_empty() {
-        conn.as_internal(|c| {
-            request
-                .catalog
-                .iter()
-                .try_for_each(|change| schema::apply_change(c, change))
-        })?;
     }
     Ok(output)
 }

@@ -177,7 +177,8 @@ impl Drop for Lease {
             return;
         }
         let rollback = move || {
-            if conn.conn.execute_batch("ROLLBACK").is_ok() {
+            conn.rollback();
+            if conn.conn.is_autocommit() {
                 pool.give_back(conn);
             }
             drop(permit);

@@ -1,0 +1,127 @@
+//! One replica as the rest of the server sees it: its read connections (absent while it is
+//! being built), how far it has applied the log, whether it is healthy and why not, and its
+//! counters.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use tokio::sync::Notify;
+
+use super::log::Position;
+use crate::storage::SqliteBackend;
+
+pub struct Replica {
+    pub name: String,
+    pub weight: u32,
+    pub path: PathBuf,
+    backend: RwLock<Option<Arc<SqliteBackend>>>,
+    applied: Mutex<Position>,
+    /// Commit time (µs since the epoch) of the oldest record not yet applied; 0 when caught up.
+    pending_since_us: AtomicI64,
+    healthy: AtomicBool,
+    problem: Mutex<Option<String>>,
+    rebuild_requested: AtomicBool,
+    /// Wakes the shipper for something other than a new commit (a rebuild request).
+    pub(super) wake: Notify,
+    pub reads: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+impl Replica {
+    pub fn new(name: String, weight: u32, path: PathBuf) -> Replica {
+        Replica {
+            name,
+            weight,
+            path,
+            backend: RwLock::new(None),
+            applied: Mutex::new(Position::default()),
+            pending_since_us: AtomicI64::new(0),
+            healthy: AtomicBool::new(false),
+            problem: Mutex::new(Some("starting".into())),
+            rebuild_requested: AtomicBool::new(false),
+            wake: Notify::new(),
+            reads: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        }
+    }
+
+    /// The read connections, when the replica is open and healthy.
+    pub fn readable(&self) -> Option<Arc<SqliteBackend>> {
+        if !self.is_healthy() {
+            return None;
+        }
+        self.backend()
+    }
+
+    /// The read connections, healthy or not (health checks probe them).
+    pub fn backend(&self) -> Option<Arc<SqliteBackend>> {
+        self.backend.read().ok().and_then(|b| b.clone())
+    }
+
+    pub(super) fn set_backend(
+        &self,
+        backend: Option<Arc<SqliteBackend>>,
+    ) -> Option<Arc<SqliteBackend>> {
+        match self.backend.write() {
+            Ok(mut slot) => std::mem::replace(&mut *slot, backend),
+            Err(_) => None,
+        }
+    }
+
+    pub fn applied(&self) -> Position {
+        self.applied.lock().map(|p| *p).unwrap_or_default()
+    }
+
+    pub(super) fn set_applied(&self, position: Position) {
+        if let Ok(mut applied) = self.applied.lock() {
+            *applied = position;
+        }
+    }
+
+    pub fn pending_since_us(&self) -> i64 {
+        self.pending_since_us.load(Ordering::Acquire)
+    }
+
+    pub(super) fn set_pending_since_us(&self, micros: i64) {
+        self.pending_since_us.store(micros, Ordering::Release);
+    }
+
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Acquire)
+    }
+
+    pub fn problem(&self) -> Option<String> {
+        self.problem.lock().ok().and_then(|p| p.clone())
+    }
+
+    pub(super) fn mark_healthy(&self) {
+        if let Ok(mut problem) = self.problem.lock() {
+            *problem = None;
+        }
+        self.healthy.store(true, Ordering::Release);
+    }
+
+    /// Takes the replica out of the read rotation, saying why.
+    pub fn mark_unhealthy(&self, why: impl Into<String>) {
+        let why = why.into();
+        if self.healthy.swap(false, Ordering::AcqRel) {
+            tracing::warn!("replica {} leaves the read rotation: {why}", self.name);
+        }
+        if let Ok(mut problem) = self.problem.lock() {
+            *problem = Some(why);
+        }
+    }
+
+    /// A read failed in a way that says the file is damaged: rebuild it from a snapshot.
+    pub fn request_rebuild(&self, why: impl Into<String>) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        self.mark_unhealthy(why);
+        self.rebuild_requested.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    pub(super) fn take_rebuild_request(&self) -> bool {
+        self.rebuild_requested.swap(false, Ordering::AcqRel)
+    }
+}
