@@ -3,9 +3,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use common::process;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn shardgate() -> Command {
@@ -94,70 +95,11 @@ fn check_config_prints_the_shipped_topology() {
     assert!(stdout.contains("main"), "{stdout}");
 }
 
-/// A `shardgate serve` child process, killed if the test fails before stopping it.
-struct Served {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Runs `shardgate serve --listen 127.0.0.1:0` in `cwd` (no config file there, so the embedded
-/// default is used) and reads the bound port from its log.
-fn serve_in(cwd: &Path) -> Served {
-    let mut child = shardgate()
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-level", "info"])
-        .current_dir(cwd)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let port = loop {
-        let line = lines
-            .next()
-            .expect("server exited before listening")
-            .unwrap();
-        if let Some(addr) = line.split("listening on ").nth(1) {
-            break addr.trim().rsplit(':').next().unwrap().parse().unwrap();
-        }
-    };
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Served { child, port }
-}
-
-fn terminate(child: &Child) {
-    let pid = libc::pid_t::try_from(child.id()).unwrap();
-    // SAFETY: sending a signal to our own child process.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-}
-
-fn wait_for_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            started.elapsed() < limit,
-            "server did not exit within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_with_embedded_default_then_sigterm_lets_running_statement_finish() {
     let cwd: PathBuf = common::temp_dir("serve");
     std::fs::create_dir_all(&cwd).unwrap();
-    let mut served = serve_in(&cwd);
+    let mut served = process::serve(&cwd, &[]);
     let url = format!("postgres://app:app@127.0.0.1:{}/app", served.port);
     let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await
@@ -181,13 +123,13 @@ async fn serve_with_embedded_default_then_sigterm_lets_running_statement_finish(
         row.map(|r| r.get::<_, i64>(0))
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    terminate(&served.child);
+    served.signal(libc::SIGTERM);
     let sent_at = Instant::now();
     assert!(!slow.is_finished(), "the statement ended before SIGTERM");
     let counted = slow.await.unwrap().expect("the running statement finishes");
     assert_eq!(counted, 10_000_000);
     eprintln!("statement finished {:?} after SIGTERM", sent_at.elapsed());
-    let status = wait_for_exit(&mut served.child, Duration::from_secs(20));
+    let status = served.wait_for_exit(Duration::from_secs(20));
     assert!(status.success(), "exit status {status:?}");
     // Checkpointed at close: the WAL holds nothing the main file lacks.
     let wal = cwd.join("data/main/primary.db-wal");
@@ -198,7 +140,7 @@ async fn serve_with_embedded_default_then_sigterm_lets_running_statement_finish(
     drop(served);
 
     // A new connection after the restart sees the data.
-    let mut served = serve_in(&cwd);
+    let mut served = process::serve(&cwd, &[]);
     let url = format!("postgres://app:app@127.0.0.1:{}/app", served.port);
     let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await
@@ -210,8 +152,8 @@ async fn serve_with_embedded_default_then_sigterm_lets_running_statement_finish(
         .unwrap()
         .get(0);
     assert_eq!(n, 2);
-    terminate(&served.child);
-    let status = wait_for_exit(&mut served.child, Duration::from_secs(20));
+    served.signal(libc::SIGTERM);
+    let status = served.wait_for_exit(Duration::from_secs(20));
     assert!(status.success(), "exit status {status:?}");
     let _ = std::fs::remove_dir_all(&cwd);
 }
@@ -220,7 +162,7 @@ async fn serve_with_embedded_default_then_sigterm_lets_running_statement_finish(
 async fn idle_connections_do_not_hold_shutdown() {
     let cwd: PathBuf = common::temp_dir("serve-idle");
     std::fs::create_dir_all(&cwd).unwrap();
-    let mut served = serve_in(&cwd);
+    let mut served = process::serve(&cwd, &[]);
     let url = format!("postgres://app:app@127.0.0.1:{}/app", served.port);
     let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await
@@ -228,8 +170,8 @@ async fn idle_connections_do_not_hold_shutdown() {
     let connection = tokio::spawn(connection);
     client.batch_execute("SELECT 1").await.unwrap();
     let started = Instant::now();
-    terminate(&served.child);
-    let status = wait_for_exit(&mut served.child, Duration::from_secs(20));
+    served.signal(libc::SIGTERM);
+    let status = served.wait_for_exit(Duration::from_secs(20));
     assert!(status.success(), "exit status {status:?}");
     // The shipped shutdown_timeout is longer than this: an idle session must not be waited for.
     assert!(

@@ -348,14 +348,14 @@ impl Shared {
                     changes_schema: plan.rewritten.changes_schema,
                     reads_catalog: plan.reads_catalog,
                 };
+                if plan.is_write {
+                    self.router.primary_writes.fetch_add(1, Ordering::Relaxed);
+                }
                 let result = match &mut state.txn {
                     TxnState::Active(backend) => backend.execute(request, &session.canceller).await,
                     // The emulated catalog is rebuilt in place, which a query_only read
                     // connection refuses: catalog reads use the writer.
                     _ if plan.is_write || plan.reads_catalog => {
-                        if plan.is_write {
-                            self.router.primary_writes.fetch_add(1, Ordering::Relaxed);
-                        }
                         let mut backend = self.backend.session(Intent::Write).await?;
                         let output = backend.execute(request, &session.canceller).await;
                         drop(backend);
@@ -425,6 +425,8 @@ impl Shared {
             column("reads", PgType::Int8),
             column("writes", PgType::Int8),
             column("errors", PgType::Int8),
+            column("apply_p50_ms", PgType::Float8),
+            column("apply_p99_ms", PgType::Float8),
             column("status", PgType::Text),
         ];
         let count = |n: u64| Value::Integer(i64::try_from(n).unwrap_or(i64::MAX));
@@ -444,6 +446,10 @@ impl Shared {
                     count(db.reads),
                     count(db.writes),
                     count(db.errors),
+                    db.apply_delay_ms
+                        .map_or(Value::Null, |(p50, _)| Value::Real(p50)),
+                    db.apply_delay_ms
+                        .map_or(Value::Null, |(_, p99)| Value::Real(p99)),
                     Value::Text(db.problem.unwrap_or_else(|| "ok".into())),
                 ]
             })

@@ -227,8 +227,8 @@ async fn check_health(replication: &Replication, replica: &Arc<Replica>) {
     let Some(backend) = replica.backend() else {
         return;
     };
-    if !replica.path.exists() {
-        replica.request_rebuild("the replica file was deleted");
+    if let Some(problem) = file_problem(&replica.path) {
+        replica.request_rebuild(problem);
         return;
     }
     let probe = async {
@@ -253,6 +253,23 @@ async fn check_health(replication: &Replication, replica: &Arc<Replica>) {
         }
         Ok(_) => {}
         Err(e) => replica.request_rebuild(format!("health check failed: {e}")),
+    }
+}
+
+/// What is wrong with a replica file that its open connections would not notice: it was
+/// deleted (they keep the old inode) or its header was overwritten.
+fn file_problem(path: &std::path::Path) -> Option<String> {
+    use std::io::Read;
+    let mut header = [0u8; 16];
+    match std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut header)) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Some("the replica file was deleted".into())
+        }
+        Err(e) => Some(format!("cannot read the replica file: {e}")),
+        Ok(()) if &header != b"SQLite format 3\0" => {
+            Some("the replica file is damaged (not a SQLite header)".into())
+        }
+        Ok(()) => None,
     }
 }
 

@@ -2,6 +2,7 @@
 //! being built), how far it has applied the log, whether it is healthy and why not, and its
 //! counters.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -26,7 +27,12 @@ pub struct Replica {
     pub(super) wake: Notify,
     pub reads: AtomicU64,
     pub errors: AtomicU64,
+    /// Commit-to-apply delays of the most recent records, in milliseconds.
+    apply_delays_ms: Mutex<VecDeque<f64>>,
 }
+
+/// How many recent commit-to-apply delays a replica keeps for its percentiles.
+const DELAY_SAMPLES: usize = 10_000;
 
 impl Replica {
     pub fn new(name: String, weight: u32, path: PathBuf) -> Replica {
@@ -43,6 +49,7 @@ impl Replica {
             wake: Notify::new(),
             reads: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            apply_delays_ms: Mutex::new(VecDeque::with_capacity(DELAY_SAMPLES)),
         }
     }
 
@@ -77,6 +84,30 @@ impl Replica {
         if let Ok(mut applied) = self.applied.lock() {
             *applied = position;
         }
+    }
+
+    /// Records that records committed at `committed_at_us` were applied now.
+    pub(super) fn note_applied(&self, committed_at_us: impl Iterator<Item = i64>) {
+        let now = chrono::Utc::now().timestamp_micros();
+        if let Ok(mut delays) = self.apply_delays_ms.lock() {
+            for committed in committed_at_us {
+                if delays.len() == DELAY_SAMPLES {
+                    delays.pop_front();
+                }
+                delays.push_back(now.saturating_sub(committed).max(0) as f64 / 1000.0);
+            }
+        }
+    }
+
+    /// The median and 99th percentile of recent commit-to-apply delays, in milliseconds.
+    pub fn apply_delay_percentiles(&self) -> Option<(f64, f64)> {
+        let mut delays: Vec<f64> = self.apply_delays_ms.lock().ok()?.iter().copied().collect();
+        if delays.is_empty() {
+            return None;
+        }
+        delays.sort_by(f64::total_cmp);
+        let at = |q: f64| delays[((delays.len() - 1) as f64 * q).round() as usize];
+        Some((at(0.5), at(0.99)))
     }
 
     pub fn pending_since_us(&self) -> i64 {

@@ -293,7 +293,9 @@ async fn follow(replica: &Arc<Replica>, ctx: &Arc<ShipContext>, applier: Applier
                     ));
                 }
                 replica_for_batch.set_pending_since_us(first.committed_at);
-                apply_batch(&mut applier, &records)
+                apply_batch(&mut applier, &records)?;
+                replica_for_batch.note_applied(records.iter().map(|r| r.committed_at));
+                Ok(())
             });
             (applier, primary, result)
         })

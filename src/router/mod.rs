@@ -53,6 +53,8 @@ pub struct DatabaseStatus {
     pub reads: u64,
     pub writes: u64,
     pub errors: u64,
+    /// Median and 99th percentile commit-to-apply delay of recent records, in milliseconds.
+    pub apply_delay_ms: Option<(f64, f64)>,
     pub problem: Option<String>,
 }
 
@@ -137,6 +139,7 @@ impl Router {
             reads: self.primary_reads.load(Ordering::Relaxed),
             writes: self.primary_writes.load(Ordering::Relaxed),
             errors: 0,
+            apply_delay_ms: None,
             problem: None,
         }];
         if let Some(replication) = &self.replication {
@@ -151,6 +154,7 @@ impl Router {
                 reads: r.reads.load(Ordering::Relaxed),
                 writes: 0,
                 errors: r.errors.load(Ordering::Relaxed),
+                apply_delay_ms: r.apply_delay_percentiles(),
                 problem: r.problem(),
             }));
         }

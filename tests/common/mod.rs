@@ -1,6 +1,8 @@
 //! Starts a real shardgate server on an ephemeral port for a test.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,8 +31,18 @@ pub fn temp_dir(label: &str) -> PathBuf {
 }
 
 pub async fn start_with(auth: &str, password: &str) -> TestServer {
-    let data_dir = temp_dir("server");
-    let text = format!(
+    start_config(&config_text(
+        auth,
+        password,
+        "[[shards]]\nname = \"main\"\nprimary = \"main/primary.db\"\n",
+    ))
+    .await
+}
+
+/// A config listening on an ephemeral port, with user app and the given further sections
+/// (shards, replication).
+pub fn config_text(auth: &str, password: &str, sections: &str) -> String {
+    format!(
         r#"
 [server]
 listen = "127.0.0.1:0"
@@ -40,13 +52,35 @@ shutdown_timeout = "2s"
 [[users]]
 name = "app"
 password = "{password}"
+{sections}"#
+    )
+}
+
+/// One primary and two replicas (weights 2 and 1) with the given `[replication]` settings.
+pub fn replicated_config(replication: &str) -> String {
+    config_text(
+        "scram-sha-256",
+        "app",
+        &format!(
+            r#"[replication]
+{replication}
 [[shards]]
 name = "main"
 primary = "main/primary.db"
+replicas = [
+  {{ name = "main-r1", path = "main/replica-1.db", weight = 2 }},
+  {{ name = "main-r2", path = "main/replica-2.db", weight = 1 }},
+]
 "#
-    );
+        ),
+    )
+}
+
+/// Starts a server in-process from config `text` (its data directory is a fresh one).
+pub async fn start_config(text: &str) -> TestServer {
+    let data_dir = temp_dir("server");
     let config = Config::parse(
-        &text,
+        text,
         &Overrides {
             listen: None,
             data_dir: Some(data_dir.clone()),

@@ -1,0 +1,421 @@
+//! Replication through the wire: what clients write through the proxy must appear in every
+//! replica file (opened directly, read-only), reads must spread by weight and see the session's
+//! own writes, and damaged or deleted replicas must be rebuilt while writes go on.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags};
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+/// Every user table's schema and rows, read directly from a SQLite file. Rows are ordered by
+/// primary key; a table without one is compared with its rowids, which its changes are
+/// replicated by (the hidden rowid of a table with a primary key is not data).
+fn dump(path: &Path) -> BTreeMap<String, Vec<String>> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let mut tables: Vec<(String, String)> = conn
+        .prepare(
+            "SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite%' \
+             AND name NOT IN ('_shardgate_log', '_shardgate_position') ORDER BY name",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    tables.sort();
+    let mut out = BTreeMap::new();
+    for (name, sql) in tables {
+        let key: Vec<String> = conn
+            .prepare(&format!(
+                "SELECT name FROM pragma_table_info('{name}') WHERE pk > 0 ORDER BY pk"
+            ))
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let query = if key.is_empty() {
+            format!("SELECT rowid, * FROM \"{name}\" ORDER BY rowid")
+        } else {
+            format!("SELECT * FROM \"{name}\" ORDER BY {}", key.join(", "))
+        };
+        let mut stmt = conn.prepare(&query).unwrap();
+        let width = stmt.column_count();
+        let mut rows = vec![sql];
+        let mut cursor = stmt.query([]).unwrap();
+        while let Some(row) = cursor.next().unwrap() {
+            let values: Vec<String> = (0..width)
+                .map(|i| format!("{:?}", row.get::<_, rusqlite::types::Value>(i).unwrap()))
+                .collect();
+            rows.push(values.join("|"));
+        }
+        out.insert(name, rows);
+    }
+    out
+}
+
+fn files(data_dir: &Path) -> [PathBuf; 3] {
+    ["primary", "replica-1", "replica-2"].map(|f| data_dir.join(format!("main/{f}.db")))
+}
+
+fn assert_replicas_identical(data_dir: &Path) {
+    let [primary, r1, r2] = files(data_dir);
+    let expected = dump(&primary);
+    assert!(!expected.is_empty());
+    for replica in [r1, r2] {
+        let got = dump(&replica);
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            expected.keys().collect::<Vec<_>>(),
+            "{}",
+            replica.display()
+        );
+        for (table, rows) in &expected {
+            assert_eq!(
+                &got[table],
+                rows,
+                "table {table} differs in {}",
+                replica.display()
+            );
+        }
+    }
+}
+
+/// One row of `SHOW shardgate.replicas`, by column name.
+struct Status(BTreeMap<String, String>);
+
+impl Status {
+    fn get(&self, column: &str) -> &str {
+        self.0.get(column).map(String::as_str).unwrap_or_default()
+    }
+    fn number(&self, column: &str) -> u64 {
+        self.get(column).parse().unwrap_or(0)
+    }
+}
+
+async fn status(client: &Client) -> BTreeMap<String, Status> {
+    let messages = client
+        .simple_query("SHOW shardgate.replicas")
+        .await
+        .unwrap();
+    let mut out = BTreeMap::new();
+    for message in messages {
+        if let SimpleQueryMessage::Row(row) = message {
+            let columns: BTreeMap<String, String> = row
+                .columns()
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.name().to_string(), row.get(i).unwrap_or("").to_string()))
+                .collect();
+            out.insert(columns["name"].clone(), Status(columns));
+        }
+    }
+    out
+}
+
+/// Waits until both replicas are healthy and have applied everything.
+async fn wait_caught_up(client: &Client, limit: Duration) -> BTreeMap<String, Status> {
+    let started = Instant::now();
+    loop {
+        let rows = status(client).await;
+        let ready = ["main-r1", "main-r2"].iter().all(|name| {
+            rows.get(*name)
+                .is_some_and(|r| r.get("healthy") == "t" && r.number("lag_records") == 0)
+        });
+        if ready {
+            return rows;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "replicas did not catch up: {:?}",
+            rows.values().map(|r| &r.0).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_of_every_kind_reach_every_replica_file() {
+    let server = common::start_config(&common::replicated_config("mode = \"synchronous\"")).await;
+    let client = server.connect().await;
+    wait_caught_up(&client, Duration::from_secs(20)).await;
+    client
+        .batch_execute(
+            "CREATE TABLE items (id SERIAL PRIMARY KEY, name TEXT NOT NULL, price NUMERIC(10,2), \
+               noise DOUBLE PRECISION DEFAULT random(), at TIMESTAMPTZ DEFAULT CURRENT_TIMESTAMP);
+             INSERT INTO items (name, price) VALUES ('a', 1.50), ('b', 2), ('c', 3.25);
+             UPDATE items SET price = price * 2 WHERE name = 'b';
+             DELETE FROM items WHERE name = 'c';
+             INSERT INTO items (name, noise) VALUES ('d', random());
+             CREATE TABLE history (account INT, delta INT, noted TIMESTAMP DEFAULT CURRENT_TIMESTAMP);
+             INSERT INTO history (account, delta) VALUES (1, 5), (1, 5), (2, -3);
+             DELETE FROM history WHERE delta = -3;
+             ALTER TABLE items ADD COLUMN note TEXT;
+             UPDATE items SET note = 'altered' WHERE id = 1;
+             CREATE INDEX items_name ON items (name);
+             CREATE TABLE scratch (x INT PRIMARY KEY);
+             INSERT INTO scratch VALUES (1);
+             DROP TABLE scratch;
+             CREATE TABLE big (n INT PRIMARY KEY, r DOUBLE PRECISION, label TEXT);",
+        )
+        .await
+        .unwrap();
+    // A 10,000-row transaction, with updates of its own rows before it commits.
+    client
+        .batch_execute(
+            "BEGIN;
+             INSERT INTO big (n, r) SELECT g, random() FROM generate_series(1, 10000) AS g;
+             UPDATE big SET label = 'even' WHERE n % 2 = 0;
+             COMMIT;",
+        )
+        .await
+        .unwrap();
+    let rows = wait_caught_up(&client, Duration::from_secs(30)).await;
+    assert_replicas_identical(&server.data_dir);
+    let [primary, ..] = files(&server.data_dir);
+    let big = dump(&primary)["big"].len() - 1;
+    assert_eq!(big, 10_000);
+    // One log record per transaction: the multi-statement query ran as one implicit
+    // transaction, the 10,000 rows as another.
+    assert_eq!(
+        rows["main"].number("applied_lsn"),
+        2,
+        "{:?}",
+        rows["main"].0
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synchronous_mode_acknowledges_only_what_every_replica_applied() {
+    let server = common::start_config(&common::replicated_config("mode = \"synchronous\"")).await;
+    let client = server.connect().await;
+    wait_caught_up(&client, Duration::from_secs(20)).await;
+    client
+        .batch_execute("CREATE TABLE t (id INT PRIMARY KEY, v TEXT)")
+        .await
+        .unwrap();
+    let [_, r1, r2] = files(&server.data_dir);
+    let replicas: Vec<Connection> = [r1, r2]
+        .iter()
+        .map(|p| Connection::open_with_flags(p, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap())
+        .collect();
+    let insert = client
+        .prepare("INSERT INTO t VALUES ($1, 'x')")
+        .await
+        .unwrap();
+    for id in 1..=40i32 {
+        client.execute(&insert, &[&id]).await.unwrap();
+        for replica in &replicas {
+            let found: i64 = replica
+                .query_row("SELECT count(*) FROM t WHERE id = ?1", [id], |r| r.get(0))
+                .unwrap();
+            assert_eq!(
+                found, 1,
+                "row {id} was acknowledged before a replica had it"
+            );
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_spread_over_replicas_by_weight() {
+    let server = common::start_config(&common::replicated_config("mode = \"asynchronous\"")).await;
+    let writer = server.connect().await;
+    writer
+        .batch_execute("CREATE TABLE t (id INT PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'x')")
+        .await
+        .unwrap();
+    wait_caught_up(&writer, Duration::from_secs(20)).await;
+    let reader = server.connect().await;
+    let select = reader
+        .prepare("SELECT v FROM t WHERE id = $1")
+        .await
+        .unwrap();
+    for _ in 0..3000 {
+        let row = reader.query_one(&select, &[&1i32]).await.unwrap();
+        assert_eq!(row.get::<_, String>(0), "x");
+    }
+    let rows = status(&writer).await;
+    let (r1, r2) = (
+        rows["main-r1"].number("reads") as f64,
+        rows["main-r2"].number("reads") as f64,
+    );
+    assert!(r1 + r2 >= 3000.0, "reads went elsewhere: {r1} + {r2}");
+    let ratio = r1 / r2;
+    assert!(
+        (1.9..=2.1).contains(&ratio),
+        "weights 2:1 gave {r1}:{r2} (ratio {ratio:.3})"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_reads_its_own_writes_from_lagging_replicas() {
+    let server = common::start_config(&common::replicated_config(
+        "mode = \"asynchronous\"\napply_delay = \"300ms\"",
+    ))
+    .await;
+    let writer = server.connect().await;
+    let stale_reader = server.connect().await;
+    stale_reader
+        .batch_execute("SET shardgate.read_from = 'replica'")
+        .await
+        .unwrap();
+    writer
+        .batch_execute("CREATE TABLE t (id INT PRIMARY KEY, v TEXT)")
+        .await
+        .unwrap();
+    wait_caught_up(&writer, Duration::from_secs(20)).await;
+    let mut replica_was_behind = 0;
+    for id in 1..=10i32 {
+        writer
+            .execute("INSERT INTO t VALUES ($1, 'mine')", &[&id])
+            .await
+            .unwrap();
+        let seen: i64 = writer
+            .query_one("SELECT count(*) FROM t WHERE id = $1", &[&id])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(seen, 1, "the writer did not see its own row {id}");
+        let seen_elsewhere: i64 = stale_reader
+            .query_one("SELECT count(*) FROM t WHERE id = $1", &[&id])
+            .await
+            .unwrap()
+            .get(0);
+        if seen_elsewhere == 0 {
+            replica_was_behind += 1;
+        }
+    }
+    // Without a lagging replica the test would prove nothing.
+    assert!(
+        replica_was_behind > 0,
+        "the replicas never lagged behind the writer"
+    );
+    // The primary comment and setting force the primary.
+    let hinted: i64 = stale_reader
+        .query_one("/* shardgate:primary */ SELECT count(*) FROM t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(hinted, 10);
+    let err = stale_reader
+        .batch_execute("SET shardgate.read_from = 'sideways'")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("22P02"));
+    wait_caught_up(&writer, Duration::from_secs(20)).await;
+    assert_replicas_identical(&server.data_dir);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_or_damaged_replicas_are_rebuilt_while_writes_go_on() {
+    let server = common::start_config(&common::replicated_config(
+        "mode = \"semi_synchronous\"\nmin_acks = 1\nack_timeout = \"2s\"\nhealth_check_interval = \"200ms\"",
+    ))
+    .await;
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE t (id INT PRIMARY KEY, v DOUBLE PRECISION)")
+        .await
+        .unwrap();
+    wait_caught_up(&client, Duration::from_secs(20)).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicU64::new(0));
+    let load = {
+        let writer = server.connect().await;
+        let (stop, written) = (stop.clone(), written.clone());
+        tokio::spawn(async move {
+            let insert = writer
+                .prepare("INSERT INTO t VALUES ($1, random())")
+                .await
+                .unwrap();
+            let mut id = 0i32;
+            while !stop.load(Ordering::Acquire) {
+                id += 1;
+                writer
+                    .execute(&insert, &[&id])
+                    .await
+                    .expect("a write failed");
+                written.store(id as u64, Ordering::Release);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            id
+        })
+    };
+    let [_, r1, r2] = files(&server.data_dir);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Deleted while the server runs.
+    for path in [r1.clone()]
+        .into_iter()
+        .chain(["-wal", "-shm"].map(|s| PathBuf::from(format!("{}{s}", r1.display()))))
+    {
+        let _ = std::fs::remove_file(path);
+    }
+    let before = written.load(Ordering::Acquire);
+    wait_for_rebuild(&client, "main-r1").await;
+    assert!(
+        written.load(Ordering::Acquire) > before,
+        "writes stalled while a replica was rebuilt"
+    );
+
+    // Damaged: its header overwritten.
+    {
+        use std::io::{Seek, Write};
+        let mut file = std::fs::OpenOptions::new().write(true).open(&r2).unwrap();
+        file.seek(std::io::SeekFrom::Start(0)).unwrap();
+        file.write_all(&[0xAB; 100]).unwrap();
+    }
+    let before = written.load(Ordering::Acquire);
+    wait_for_rebuild(&client, "main-r2").await;
+    assert!(
+        written.load(Ordering::Acquire) > before,
+        "writes stalled while a replica was rebuilt"
+    );
+
+    stop.store(true, Ordering::Release);
+    let last_id = load.await.unwrap();
+    let rows = wait_caught_up(&client, Duration::from_secs(30)).await;
+    let count: i64 = client
+        .query_one("/* shardgate:primary */ SELECT count(*) FROM t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, i64::from(last_id), "acknowledged writes were lost");
+    assert!(rows["main-r1"].number("errors") >= 1);
+    assert!(rows["main-r2"].number("errors") >= 1);
+    assert_replicas_identical(&server.data_dir);
+    server.stop().await;
+}
+
+/// Waits until `name` has been taken out of rotation (its error count rose) and is healthy
+/// and caught up again.
+async fn wait_for_rebuild(client: &Client, name: &str) {
+    let started = Instant::now();
+    let mut left_rotation = false;
+    loop {
+        let rows = status(client).await;
+        let row = &rows[name];
+        left_rotation |= row.get("healthy") == "f" || row.number("errors") > 0;
+        if left_rotation && row.get("healthy") == "t" && row.number("errors") > 0 {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{name} was not rebuilt: {:?}",
+            row.0
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
