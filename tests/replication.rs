@@ -39,6 +39,12 @@ async fn writes_of_every_kind_reach_every_replica_file() {
         )
         .await
         .unwrap();
+    // A table whose rows the log could not carry is refused, not silently unreplicated.
+    let err = client
+        .batch_execute("CREATE VIRTUAL TABLE notes USING fts5(body)")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("0A000"), "{err}");
     // A 10,000-row transaction, with updates of its own rows before it commits.
     client
         .batch_execute(

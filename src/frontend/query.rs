@@ -160,6 +160,17 @@ fn encode_rows(
     Ok(out)
 }
 
+fn creates_virtual_table(plan: &Plan) -> bool {
+    plan.rewritten.statements.iter().any(|sql| {
+        let words: Vec<String> = sql
+            .split_whitespace()
+            .take(3)
+            .map(str::to_ascii_lowercase)
+            .collect();
+        words.len() >= 2 && words[0] == "create" && words[1] == "virtual"
+    })
+}
+
 fn command_tag(plan: &Plan, output: &ExecOutput) -> Tag {
     let rows = output.changes as usize;
     match plan.tag.as_str() {
@@ -336,6 +347,12 @@ impl Shared {
             Action::Transaction(op) => self.transaction(session, state, op, messages).await,
             Action::Copy(copy) => self.start_copy(session, state, copy).await,
             Action::Execute => {
+                if self.router.replication.is_some() && creates_virtual_table(plan) {
+                    return Err(crate::sql::error::SqlError::Unsupported(
+                        "virtual tables cannot be replicated, and this shard has replicas".into(),
+                    )
+                    .into());
+                }
                 let request = ExecRequest {
                     statements: plan
                         .rewritten

@@ -208,7 +208,7 @@ pub fn open(
         _ => None,
     };
     let internal = Arc::new(AtomicBool::new(false));
-    install_authorizer(&conn, internal.clone())?;
+    install_authorizer(&conn, internal.clone(), log.is_some())?;
     Ok(SqlConn {
         log,
         conn,
@@ -243,10 +243,19 @@ fn attached_count(conn: &Connection) -> Result<i32, StorageError> {
     Ok(n as i32)
 }
 
-fn install_authorizer(conn: &Connection, internal: Arc<AtomicBool>) -> Result<(), StorageError> {
+/// `replicated`: the connection writes the replication log, whose changesets cannot carry
+/// virtual tables, so none may be created through it.
+fn install_authorizer(
+    conn: &Connection,
+    internal: Arc<AtomicBool>,
+    replicated: bool,
+) -> Result<(), StorageError> {
     conn.authorizer(Some(move |ctx: AuthContext<'_>| {
         if internal.load(Ordering::Acquire) {
             return Authorization::Allow;
+        }
+        if replicated && matches!(ctx.action, AuthAction::CreateVtable { .. }) {
+            return Authorization::Deny;
         }
         authorize_client(&ctx)
     }))?;
