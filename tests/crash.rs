@@ -142,3 +142,83 @@ async fn acknowledged_writes_survive_sigkill_and_replicas_converge() {
     drop(served);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Starts the binary on `dir` with a replicated config, runs each of `transactions`, lets
+/// two health-check periods pass, and stops it cleanly.
+async fn run_once(dir: &std::path::Path, transactions: &[String]) {
+    std::fs::create_dir_all(dir).unwrap();
+    let config = dir.join("shardgate.toml");
+    std::fs::write(
+        &config,
+        common::replicated_config("mode = \"synchronous\"\nhealth_check_interval = \"200ms\""),
+    )
+    .unwrap();
+    let data_dir = dir.join("data");
+    let mut served = process::serve(
+        dir,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+        ],
+    );
+    let client = served.connect().await;
+    wait_caught_up(&client, Duration::from_secs(30)).await;
+    for sql in transactions {
+        client.batch_execute(sql).await.unwrap();
+    }
+    wait_caught_up(&client, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(client);
+    served.signal(libc::SIGTERM);
+    assert!(served.wait_for_exit(Duration::from_secs(20)).success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_that_cannot_follow_are_rebuilt_at_start_and_the_log_is_truncated() {
+    let base = common::temp_dir("rebuild");
+    let (a, b) = (base.join("a"), base.join("b"));
+    run_once(
+        &a,
+        &["CREATE TABLE t (id INT PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'a')".into()],
+    )
+    .await;
+    run_once(
+        &b,
+        &["CREATE TABLE u (id INT PRIMARY KEY); INSERT INTO u VALUES (7)".into()],
+    )
+    .await;
+    let replica = |dir: &std::path::Path, n: u8| dir.join(format!("data/main/replica-{n}.db"));
+    // Replica 1 now belongs to another primary; replica 2 claims to be ahead of its primary.
+    std::fs::copy(replica(&b, 1), replica(&a, 1)).unwrap();
+    rusqlite::Connection::open(replica(&a, 2))
+        .unwrap()
+        .execute("UPDATE _shardgate_position SET lsn = lsn + 100", [])
+        .unwrap();
+
+    let inserts: Vec<String> = (2..=21)
+        .map(|id| format!("INSERT INTO t VALUES ({id}, 'b')"))
+        .collect();
+    run_once(&a, &inserts).await;
+    let data_dir = a.join("data");
+    common::replicas::assert_replicas_identical(&data_dir);
+    let tables = common::replicas::dump(&replica(&a, 1));
+    assert!(
+        !tables.contains_key("u"),
+        "the foreign replica was not replaced"
+    );
+    assert_eq!(tables["t"].len(), 22, "{:?}", tables["t"]);
+
+    // Everything was applied everywhere: truncation keeps only the newest record.
+    let primary = rusqlite::Connection::open_with_flags(
+        data_dir.join("main/primary.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let kept: i64 = primary
+        .query_row("SELECT count(*) FROM _shardgate_log", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kept, 1, "log records kept after every replica applied them");
+    let _ = std::fs::remove_dir_all(&base);
+}
