@@ -298,3 +298,29 @@ async fn wait_for_rebuild(client: &Client, name: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn semi_synchronous_writes_are_acknowledged_after_the_timeout_and_counted_degraded() {
+    let server = common::start_config(&common::replicated_config(
+        "mode = \"semi_synchronous\"\nmin_acks = 1\nack_timeout = \"200ms\"\napply_delay = \"3s\"",
+    ))
+    .await;
+    let client = server.connect().await;
+    wait_caught_up(&client, Duration::from_secs(20)).await;
+    client
+        .batch_execute("CREATE TABLE t (id INT PRIMARY KEY)")
+        .await
+        .unwrap();
+    let rows = status(&client).await;
+    assert_eq!(rows["main"].number("degraded_writes"), 1);
+    // Acknowledged although no replica has it yet.
+    assert!(rows["main-r1"].number("lag_records") > 0);
+    assert!(rows["main-r2"].number("lag_records") > 0);
+    wait_caught_up(&client, Duration::from_secs(20)).await;
+    client
+        .batch_execute("INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+    assert_eq!(status(&client).await["main"].number("degraded_writes"), 2);
+    server.stop().await;
+}

@@ -255,6 +255,14 @@ impl Shared {
                     replica.errors.fetch_add(1, Ordering::Relaxed);
                     replica.mark_unhealthy(format!("{}: {e}", crate::replication::READ_FAILED));
                 }
+                // A replica that has not applied the latest DDL yet may lack the table or
+                // column the primary has: the primary answers.
+                Err(e)
+                    if matches!(
+                        e.kind,
+                        crate::storage::StorageErrorKind::UndefinedTable
+                            | crate::storage::StorageErrorKind::UndefinedColumn
+                    ) && self.router.is_behind(&replica) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -442,6 +450,7 @@ impl Shared {
             column("reads", PgType::Int8),
             column("writes", PgType::Int8),
             column("errors", PgType::Int8),
+            column("degraded_writes", PgType::Int8),
             column("apply_p50_ms", PgType::Float8),
             column("apply_p99_ms", PgType::Float8),
             column("status", PgType::Text),
@@ -463,6 +472,7 @@ impl Shared {
                     count(db.reads),
                     count(db.writes),
                     count(db.errors),
+                    count(db.degraded_writes),
                     db.apply_delay_ms
                         .map_or(Value::Null, |(p50, _)| Value::Real(p50)),
                     db.apply_delay_ms

@@ -53,6 +53,8 @@ pub struct DatabaseStatus {
     pub reads: u64,
     pub writes: u64,
     pub errors: u64,
+    /// On the primary: writes acknowledged without the acknowledgements their mode asks for.
+    pub degraded_writes: u64,
     /// Median and 99th percentile commit-to-apply delay of recent records, in milliseconds.
     pub apply_delay_ms: Option<(f64, f64)>,
     pub problem: Option<String>,
@@ -116,6 +118,13 @@ impl Router {
         }
     }
 
+    /// Whether `replica` has not yet applied everything the primary committed.
+    pub fn is_behind(&self, replica: &Replica) -> bool {
+        self.replication
+            .as_ref()
+            .is_some_and(|r| r.lag_records(replica) > 0)
+    }
+
     /// Waits until a write committed at `lsn` may be acknowledged, per the replication mode.
     pub async fn acknowledge(&self, lsn: u64) {
         if let Some(replication) = &self.replication {
@@ -139,6 +148,10 @@ impl Router {
             reads: self.primary_reads.load(Ordering::Relaxed),
             writes: self.primary_writes.load(Ordering::Relaxed),
             errors: 0,
+            degraded_writes: self
+                .replication
+                .as_ref()
+                .map_or(0, |r| r.degraded_writes.load(Ordering::Relaxed)),
             apply_delay_ms: None,
             problem: None,
         }];
@@ -154,6 +167,7 @@ impl Router {
                 reads: r.reads.load(Ordering::Relaxed),
                 writes: 0,
                 errors: r.errors.load(Ordering::Relaxed),
+                degraded_writes: 0,
                 apply_delay_ms: r.apply_delay_percentiles(),
                 problem: r.problem(),
             }));
