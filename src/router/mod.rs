@@ -4,6 +4,7 @@
 //! last write (read-your-writes); when none qualifies, to the primary.
 
 pub mod balance;
+pub mod placement;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
