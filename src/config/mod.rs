@@ -93,6 +93,7 @@ struct RawConfig {
     users: Vec<RawUser>,
     #[serde(default)]
     replication: RawReplication,
+    sharding: Option<RawSharding>,
     #[serde(default)]
     shards: Vec<RawShard>,
 }
@@ -163,6 +164,31 @@ struct RawShard {
     primary: PathBuf,
     #[serde(default)]
     replicas: Vec<RawReplica>,
+    min_key: Option<i64>,
+    max_key: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSharding {
+    strategy: ShardingStrategy,
+    #[serde(default = "default_virtual_nodes")]
+    virtual_nodes: usize,
+    #[serde(default)]
+    tables: Vec<RawShardedTable>,
+    #[serde(default)]
+    reference_tables: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawShardedTable {
+    name: String,
+    key: String,
+}
+
+fn default_virtual_nodes() -> usize {
+    150
 }
 
 fn default_listen() -> String {
@@ -213,6 +239,37 @@ pub struct ShardConfig {
     /// Absolute (or data-dir-relative resolved) path of the primary's SQLite file.
     pub primary: PathBuf,
     pub replicas: Vec<ReplicaConfig>,
+    /// Range strategy: the inclusive key range this shard holds.
+    pub key_range: Option<(i64, i64)>,
+}
+
+/// How rows of sharded tables are placed (the reference design's three strategies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShardingStrategy {
+    Hash,
+    Range,
+    ConsistentHash,
+}
+
+impl fmt::Display for ShardingStrategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ShardingStrategy::Hash => "hash",
+            ShardingStrategy::Range => "range",
+            ShardingStrategy::ConsistentHash => "consistent_hash",
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ShardingConfig {
+    pub strategy: ShardingStrategy,
+    pub virtual_nodes: usize,
+    /// Sharded tables (lower-case names) and their key columns (lower-case).
+    pub tables: Vec<(String, String)>,
+    /// Tables copied to every shard (lower-case names).
+    pub reference_tables: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -281,6 +338,7 @@ pub struct Config {
     pub replication: ReplicationConfig,
     pub users: Vec<User>,
     pub shards: Vec<ShardConfig>,
+    pub sharding: Option<ShardingConfig>,
 }
 
 /// Command-line values that take precedence over the file.
@@ -339,9 +397,27 @@ impl Config {
             "replication       mode={} min_acks={} ack_timeout={:?} max_lag={:?} health_check_interval={:?} log_retention={}\n",
             r.mode, r.min_acks, r.ack_timeout, r.max_lag, r.health_check_interval, r.log_retention
         ));
-        for shard in &self.shards {
+        if let Some(sharding) = &self.sharding {
+            let tables: Vec<String> = sharding
+                .tables
+                .iter()
+                .map(|(t, k)| format!("{t}({k})"))
+                .collect();
             out.push_str(&format!(
-                "shard {:<11} primary {}\n",
+                "sharding          strategy={} virtual_nodes={} tables=[{}] reference=[{}]\n",
+                sharding.strategy,
+                sharding.virtual_nodes,
+                tables.join(", "),
+                sharding.reference_tables.join(", ")
+            ));
+        }
+        for shard in &self.shards {
+            let range = shard
+                .key_range
+                .map(|(min, max)| format!(" keys {min}..={max}"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "shard {:<11} primary {}{range}\n",
                 shard.name,
                 shard.primary.display()
             ));
@@ -541,12 +617,52 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigError
     if raw.shards.is_empty() {
         problem("shards", "at least one [[shards]] entry is required".into());
     }
-    if raw.shards.len() > 1 {
+    if raw.shards.len() > 1 && raw.sharding.is_none() {
         problem(
-            "shards",
-            "more than one shard needs the sharding support that is not built yet".into(),
+            "sharding",
+            "more than one shard needs a [sharding] section saying how rows are placed".into(),
         );
     }
+    let strategy = raw.sharding.as_ref().map(|s| s.strategy);
+    let sharding = raw.sharding.map(|sharding| {
+        let mut seen = HashSet::new();
+        let mut tables = Vec::new();
+        for (i, table) in sharding.tables.into_iter().enumerate() {
+            let name = table.name.to_ascii_lowercase();
+            if name.is_empty() || table.key.is_empty() {
+                problem(
+                    &format!("sharding.tables[{i}]"),
+                    "needs a name and a key".into(),
+                );
+            } else if !seen.insert(name.clone()) {
+                problem(
+                    &format!("sharding.tables[{i}].name"),
+                    format!("table {name:?} is listed twice"),
+                );
+            }
+            tables.push((name, table.key.to_ascii_lowercase()));
+        }
+        let mut reference_tables = Vec::new();
+        for (i, table) in sharding.reference_tables.into_iter().enumerate() {
+            let name = table.to_ascii_lowercase();
+            if !seen.insert(name.clone()) {
+                problem(
+                    &format!("sharding.reference_tables[{i}]"),
+                    format!("table {name:?} is already sharded or listed"),
+                );
+            }
+            reference_tables.push(name);
+        }
+        if sharding.strategy == ShardingStrategy::ConsistentHash && sharding.virtual_nodes == 0 {
+            problem("sharding.virtual_nodes", "must be at least 1".into());
+        }
+        ShardingConfig {
+            strategy: sharding.strategy,
+            virtual_nodes: sharding.virtual_nodes,
+            tables,
+            reference_tables,
+        }
+    });
     for (i, shard) in raw.shards.into_iter().enumerate() {
         let key = format!("shards[{i}]");
         if shard.name.is_empty() {
@@ -613,13 +729,50 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigError
                 ),
             );
         }
+        let key_range = match (strategy, shard.min_key, shard.max_key) {
+            (Some(ShardingStrategy::Range), Some(min), Some(max)) if min <= max => Some((min, max)),
+            (Some(ShardingStrategy::Range), Some(_), Some(_)) => {
+                problem(&format!("{key}.min_key"), "must not exceed max_key".into());
+                None
+            }
+            (Some(ShardingStrategy::Range), _, _) => {
+                problem(
+                    &format!("{key}.min_key"),
+                    "range sharding needs min_key and max_key on every shard".into(),
+                );
+                None
+            }
+            (_, None, None) => None,
+            _ => {
+                problem(
+                    &format!("{key}.min_key"),
+                    "min_key and max_key only apply to the range strategy".into(),
+                );
+                None
+            }
+        };
         shards.push(ShardConfig {
             name: shard.name,
             primary,
             replicas,
+            key_range,
         });
     }
 
+    let ranges: Vec<(&str, (i64, i64))> = shards
+        .iter()
+        .filter_map(|s| s.key_range.map(|r| (s.name.as_str(), r)))
+        .collect();
+    for (i, (a, (a_min, a_max))) in ranges.iter().enumerate() {
+        for (b, (b_min, b_max)) in &ranges[i + 1..] {
+            if a_min <= b_max && b_min <= a_max {
+                problem(
+                    "shards",
+                    format!("the key ranges of shards {a:?} and {b:?} overlap"),
+                );
+            }
+        }
+    }
     if !problems.is_empty() {
         return Err(ConfigError::Invalid(problems));
     }
@@ -639,6 +792,7 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigError
         replication,
         users,
         shards,
+        sharding,
     })
 }
 
