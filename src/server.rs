@@ -11,6 +11,8 @@ use crate::storage::{Backend, ConnectionSettings, SqliteBackend, StorageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error("{0}")]
+    Unsupported(String),
     #[error("cannot open {path}: {source}")]
     Storage { path: String, source: StorageError },
     #[error("cannot listen on {addr}: {source}")]
@@ -28,6 +30,11 @@ pub struct Server {
 
 impl Server {
     pub async fn bind(config: Config) -> Result<Server, StartError> {
+        if config.shards.len() != 1 {
+            return Err(StartError::Unsupported(
+                "serving more than one shard is not built yet".into(),
+            ));
+        }
         let shard = &config.shards[0];
         // A primary with replicas logs every write transaction and announces each commit.
         let (committed, committed_rx) = tokio::sync::watch::channel(Position::default());
