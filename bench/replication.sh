@@ -1,0 +1,448 @@
+#!/usr/bin/env bash
+# Replication benchmark: PostgreSQL 15 and shardgate on the same machine, in the same run, each
+# measurement on a freshly initialised 100,000-account pgbench data set (`pgbench -i`, scale 1),
+# with `pgbench -M prepared -c 8 -j 2 -T $DURATION`:
+#   1. PostgreSQL 15 (default settings): TPC-B-like (builtin) and -S (select only)
+#   2. shardgate without replicas: TPC-B and -S
+#   3. shardgate with two replicas (weights 2 and 1) in each replication mode (asynchronous,
+#      semi_synchronous with min_acks = 1, synchronous): TPC-B, with SHOW shardgate.replicas polled
+#      every 0.5 s during the run (max lag_records / lag_seconds) and read right after it
+#      (apply_p50_ms / apply_p99_ms); then, once both replicas report lag_records = 0, the
+#      primary and replica files are opened read-only and their pgbench checksums compared
+#   4. shardgate with two replicas (asynchronous): -S, and the reads per database (2:1 spread)
+# Each shardgate configuration is its own config file, data dir and server process, stopped with
+# SIGTERM and required to exit 0. Any failed pgbench transaction, server error, hang or checksum
+# mismatch fails the script. Installs PostgreSQL 15 from Debian when missing.
+#
+# Environment: DURATION (seconds per pgbench run, default 20), PG_PORT (default 5497),
+# SG_PORT (first shardgate port, default 6497; each configuration takes the next one),
+# KEEP_WORK=1 keeps the temporary directory (logs, configs, data files) for inspection.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export LC_ALL=C
+DURATION=${DURATION:-20}
+PG_PORT=${PG_PORT:-5497}
+SG_PORT=${SG_PORT:-6497}
+PGBIN=/usr/lib/postgresql/15/bin
+# pgbench runs get this much longer than -T before they count as hung.
+HANG_MARGIN=${HANG_MARGIN:-120}
+# How long replicas may take to reach lag_records = 0 after a run.
+CATCHUP_TIMEOUT=${CATCHUP_TIMEOUT:-300}
+
+if ! [ -x $PGBIN/initdb ] || ! command -v pgbench >/dev/null || ! command -v psql >/dev/null \
+  || ! command -v pg_isready >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-client >/dev/null
+fi
+if command -v sqlite3 >/dev/null; then
+  SQLITE=sqlite3
+elif command -v python3 >/dev/null; then
+  SQLITE=python3
+else
+  echo "neither sqlite3 nor python3 is available to read the database files" >&2
+  exit 1
+fi
+
+log() { echo "==> $*" >&2; }
+die() {
+  echo >&2
+  echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" >&2
+  echo "!!! FAILED: $*" >&2
+  echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" >&2
+  if [ -n "${SG_LOG:-}" ] && [ -s "$SG_LOG" ]; then
+    echo "--- last lines of the shardgate log ($SG_LOG) ---" >&2
+    tail -n 30 "$SG_LOG" >&2 || true
+  fi
+  exit 1
+}
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+work=$(mktemp -d)
+SG_PID=
+POLL_PID=
+cleanup() {
+  local rc=$?
+  if [ -n "$POLL_PID" ]; then
+    touch "$work/stop-poll" 2>/dev/null || true
+    wait "$POLL_PID" 2>/dev/null || true
+  fi
+  if [ -n "$SG_PID" ] && kill -0 "$SG_PID" 2>/dev/null; then
+    kill -TERM "$SG_PID" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$SG_PID" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$SG_PID" 2>/dev/null || true
+  fi
+  su postgres -c "$PGBIN/pg_ctl -D $work/pg stop -m fast" >/dev/null 2>&1 || true
+  if [ "${KEEP_WORK:-0}" = 1 ]; then
+    echo "kept $work" >&2
+  else
+    rm -rf "$work"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+chmod 777 "$work"
+
+for port in "$PG_PORT" $(seq "$SG_PORT" $((SG_PORT + 5))); do
+  port_busy "$port" && die "port $port is already in use (set PG_PORT / SG_PORT)"
+done
+
+# ---------------------------------------------------------------------------------------------
+# pgbench helpers
+
+# run_pgbench LABEL ARGS... : runs pgbench, checks it completed with 0 failed transactions,
+# prints the TPS (excluding connection time) on stdout.
+run_pgbench() {
+  local label=$1 out rc failed tps
+  shift
+  out="$work/pgbench-$label.log"
+  if timeout $((DURATION + HANG_MARGIN)) pgbench -M prepared -c 8 -j 2 -T "$DURATION" "$@" >"$out" 2>&1; then
+    rc=0
+  else
+    rc=$?
+  fi
+  if [ "$rc" = 124 ]; then
+    cat "$out" >&2
+    die "$label: pgbench did not finish within $((DURATION + HANG_MARGIN))s (hang)"
+  fi
+  failed=$(awk '/^number of failed transactions:/ {print $5}' "$out")
+  tps=$(awk '/^tps = / {print $3}' "$out")
+  if [ "$rc" != 0 ] || [ "$failed" != 0 ] || [ -z "$tps" ] || grep -qiE 'error|aborted' "$out"; then
+    cat "$out" >&2
+    die "$label: pgbench exit status $rc, failed transactions '${failed:-?}'"
+  fi
+  log "$label: $tps tps ($(awk '/^number of transactions actually processed:/ {print $6}' "$out") transactions, 0 failed)"
+  echo "$tps"
+}
+
+# init_pgbench ARGS... : a fresh scale-1 data set.
+init_pgbench() {
+  local out="$work/pgbench-init.log"
+  if ! timeout 600 pgbench -i -q -s 1 "$@" >"$out" 2>&1; then
+    cat "$out" >&2
+    die "pgbench -i $* failed"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# 1. PostgreSQL 15 baseline, default settings.
+log "PostgreSQL 15 on port $PG_PORT"
+su postgres -c "$PGBIN/initdb -D $work/pg -A trust" >/dev/null
+su postgres -c "$PGBIN/pg_ctl -D $work/pg -o '-p $PG_PORT -k $work -c listen_addresses=127.0.0.1' -l $work/pg.log start -w" >/dev/null
+su postgres -c "createdb -h 127.0.0.1 -p $PG_PORT bench"
+PG=(-h 127.0.0.1 -p "$PG_PORT" -U postgres bench)
+init_pgbench "${PG[@]}"
+pg_tpcb=$(run_pgbench pg-tpcb "${PG[@]}")
+init_pgbench "${PG[@]}"
+pg_select=$(run_pgbench pg-select -S "${PG[@]}")
+# Stop it so it does not compete with shardgate for the CPUs.
+su postgres -c "$PGBIN/pg_ctl -D $work/pg stop -m fast" >/dev/null
+
+# ---------------------------------------------------------------------------------------------
+# shardgate helpers
+log "cargo build --release"
+cargo build --release -q
+# Run a private copy: others may rebuild target/release/shardgate while this script runs.
+cp target/release/shardgate "$work/shardgate"
+SG_BIN=$work/shardgate
+build="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [ -n "$(git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null)" ]; then
+  build="$build + uncommitted changes in src/"
+fi
+export PGPASSWORD=app PGCONNECT_TIMEOUT=10
+next_port=$SG_PORT
+
+# write_config NAME MODE REPLICAS : writes $work/NAME.toml (REPLICAS is 0 or 2), sets SG_CONF,
+# SG_DATA, SG_LISTEN_PORT.
+write_config() {
+  local name=$1 mode=$2 replicas=$3
+  SG_CONF=$work/$name.toml
+  SG_DATA=$work/data-$name
+  SG_LISTEN_PORT=$next_port
+  next_port=$((next_port + 1))
+  {
+    cat <<EOF
+# bench/replication.sh: $name
+[server]
+listen = "127.0.0.1:$SG_LISTEN_PORT"
+database = "app"
+data_dir = "$SG_DATA"
+auth = "scram-sha-256"
+shutdown_timeout = "10s"
+
+[storage]
+synchronous = "NORMAL"
+busy_timeout = "5s"
+read_connections = 4
+
+EOF
+    if [ "$replicas" != 0 ]; then
+      cat <<EOF
+[replication]
+mode = "$mode"
+min_acks = 1
+ack_timeout = "10s"
+max_lag = "30s"
+health_check_interval = "10s"
+
+EOF
+    fi
+    cat <<EOF
+[[users]]
+name = "app"
+password = "app"
+
+[[shards]]
+name = "main"
+primary = "main/primary.db"
+EOF
+    if [ "$replicas" != 0 ]; then
+      cat <<EOF
+replicas = [
+  { name = "main-r1", path = "main/replica-1.db", weight = 2 },
+  { name = "main-r2", path = "main/replica-2.db", weight = 1 },
+]
+EOF
+    fi
+  } >"$SG_CONF"
+  "$SG_BIN" check-config --config "$SG_CONF" >"$work/$name.check" 2>&1 \
+    || { cat "$work/$name.check" >&2; die "check-config rejected $SG_CONF"; }
+}
+
+# start_sg NAME : starts the server for the config last written, waits for its port.
+start_sg() {
+  local name=$1
+  SG_LOG=$work/$name.log
+  "$SG_BIN" serve --config "$SG_CONF" --log-level warn 2>"$SG_LOG" &
+  SG_PID=$!
+  SG=(-h 127.0.0.1 -p "$SG_LISTEN_PORT" -U app app)
+  for _ in $(seq 150); do
+    kill -0 "$SG_PID" 2>/dev/null || die "$name: shardgate exited during start-up"
+    if pg_isready -q -h 127.0.0.1 -p "$SG_LISTEN_PORT" -U app -d app \
+      && timeout 10 psql -X -q -A -t "${SG[@]}" -c 'SELECT 1' >/dev/null 2>&1; then
+      log "$name: shardgate pid $SG_PID on 127.0.0.1:$SG_LISTEN_PORT"
+      return
+    fi
+    sleep 0.2
+  done
+  die "$name: shardgate did not accept connections on port $SG_LISTEN_PORT within 30s"
+}
+
+# stop_sg NAME : SIGTERM, wait (bounded), require exit status 0.
+stop_sg() {
+  local name=$1 rc
+  kill -TERM "$SG_PID"
+  for _ in $(seq 300); do kill -0 "$SG_PID" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$SG_PID" 2>/dev/null; then
+    die "$name: shardgate (pid $SG_PID) still running 30s after SIGTERM (hang)"
+  fi
+  if wait "$SG_PID"; then rc=0; else rc=$?; fi
+  SG_PID=
+  [ "$rc" = 0 ] || die "$name: shardgate exited with status $rc after SIGTERM"
+  if grep -qE 'ERROR|WARN' "$SG_LOG"; then
+    log "$name: shardgate logged warnings/errors (last 10):"
+    grep -E 'ERROR|WARN' "$SG_LOG" | tail -n 10 >&2
+  fi
+  log "$name: shardgate stopped, exit status 0"
+}
+
+# show_replicas : SHOW shardgate.replicas as '|'-separated rows with a header line.
+show_replicas() {
+  timeout 10 psql -X -q -A -F'|' -P footer=off -v ON_ERROR_STOP=1 "${SG[@]}" -c 'SHOW shardgate.replicas'
+}
+
+# cols FILE COLUMN... : the named columns of every row of SHOW outputs in FILE (header lines
+# skipped), space-separated, NULL for an empty value.
+cols() {
+  local file=$1
+  shift
+  awk -F'|' -v want="$*" '
+    BEGIN { n = split(want, names, " ") }
+    /^name\|/ { for (i = 1; i <= NF; i++) col[$i] = i; next }
+    NF > 1 {
+      line = ""
+      for (i = 1; i <= n; i++) {
+        if (!(names[i] in col)) { print "no column " names[i] > "/dev/stderr"; exit 1 }
+        v = $col[names[i]]; if (v == "") v = "NULL"
+        line = line (i > 1 ? " " : "") v
+      }
+      print line
+    }' "$file"
+}
+
+# check_status NAME FILE : every database healthy, with 0 errors and status ok.
+check_status() {
+  local bad
+  bad=$(cols "$2" name healthy errors status | awk '$2 != "t" || $3 != 0 || $4 != "ok"')
+  [ -z "$bad" ] || { cat "$2" >&2; die "$1: SHOW shardgate.replicas reports unhealthy databases or errors: $bad"; }
+}
+
+# wait_caught_up NAME : until both replicas report lag_records = 0.
+wait_caught_up() {
+  local name=$1 deadline=$((SECONDS + CATCHUP_TIMEOUT)) snap="$work/catchup.txt"
+  while :; do
+    show_replicas >"$snap" || die "$name: SHOW shardgate.replicas failed"
+    if [ "$(cols "$snap" role | grep -c '^replica$')" = 2 ] \
+      && [ -z "$(cols "$snap" role lag_records | awk '$1 == "replica" && $2 != 0')" ]; then
+      return
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      cat "$snap" >&2
+      die "$name: replicas not caught up (lag_records = 0) within ${CATCHUP_TIMEOUT}s"
+    fi
+    sleep 0.5
+  done
+}
+
+# start_poll NAME / stop_poll : SHOW shardgate.replicas every 0.5 s into $work/poll-NAME.txt.
+start_poll() {
+  POLL_FILE=$work/poll-$1.txt
+  rm -f "$work/stop-poll"
+  : >"$POLL_FILE"
+  (
+    set +e
+    while [ ! -e "$work/stop-poll" ]; do
+      show_replicas >>"$POLL_FILE" 2>>"$POLL_FILE.err" || echo "poll failed at $(date +%T.%N)" >>"$POLL_FILE.err"
+      sleep 0.5
+    done
+  ) &
+  POLL_PID=$!
+}
+stop_poll() {
+  touch "$work/stop-poll"
+  wait "$POLL_PID" || true
+  POLL_PID=
+}
+
+# db_checksums FILE : the pgbench checksums of one SQLite file, opened read-only.
+CHECK_SQL="SELECT 'accounts', sum(abalance), count(*) FROM pgbench_accounts;
+SELECT 'history', count(*), sum(delta) FROM pgbench_history;
+SELECT 'tellers', sum(tbalance), count(*) FROM pgbench_tellers;
+SELECT 'branches', sum(bbalance), count(*) FROM pgbench_branches;"
+db_checksums() {
+  [ -f "$1" ] || die "database file $1 does not exist"
+  if [ "$SQLITE" = sqlite3 ]; then
+    sqlite3 -readonly -batch -noheader -separator ' ' "$1" "$CHECK_SQL"
+  else
+    python3 - "$1" "$CHECK_SQL" <<'PY'
+import sqlite3, sys
+con = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+for stmt in sys.argv[2].split(";"):
+    if stmt.strip():
+        print(" ".join("" if v is None else str(v) for v in con.execute(stmt).fetchone()))
+PY
+  fi
+}
+
+# compare_files NAME : primary against both replica files.
+compare_files() {
+  local name=$1 primary replica f
+  primary=$(db_checksums "$SG_DATA/main/primary.db") || die "$name: cannot read primary.db"
+  log "$name: primary.db   $(echo "$primary" | paste -sd';' | sed 's/;/; /g')"
+  for f in replica-1 replica-2; do
+    replica=$(db_checksums "$SG_DATA/main/$f.db") || die "$name: cannot read $f.db"
+    if [ "$replica" != "$primary" ]; then
+      echo "primary.db:" >&2; echo "$primary" >&2
+      echo "$f.db:" >&2; echo "$replica" >&2
+      die "$name: CHECKSUM MISMATCH between primary.db and $f.db"
+    fi
+    log "$name: $f.db matches"
+  done
+}
+
+declare -A TPS LAG
+
+# ---------------------------------------------------------------------------------------------
+# 2. shardgate, no replicas.
+write_config plain asynchronous 0
+start_sg plain
+init_pgbench "${SG[@]}"
+TPS[plain-tpcb]=$(run_pgbench plain-tpcb "${SG[@]}")
+init_pgbench "${SG[@]}"
+TPS[plain-select]=$(run_pgbench plain-select -S "${SG[@]}")
+stop_sg plain
+
+# ---------------------------------------------------------------------------------------------
+# 3. shardgate, two replicas, TPC-B per replication mode.
+for mode in asynchronous semi_synchronous synchronous; do
+  name=$mode
+  write_config "$name" "$mode" 2
+  start_sg "$name"
+  init_pgbench "${SG[@]}"
+  # Start from replicas that have applied the initial data set.
+  wait_caught_up "$name"
+  start_poll "$name"
+  TPS[$name-tpcb]=$(run_pgbench "$name-tpcb" "${SG[@]}")
+  show_replicas >"$work/after-$name.txt" || die "$name: SHOW shardgate.replicas failed"
+  stop_poll
+  check_status "$name" "$work/after-$name.txt"
+  if [ -s "$POLL_FILE.err" ]; then
+    log "$name: some polls failed:"; head -n 5 "$POLL_FILE.err" >&2
+  fi
+  lines=""
+  while read -r db p50 p99; do
+    read -r max_rec max_sec polls < <(cols "$POLL_FILE" name lag_records lag_seconds | awk -v db="$db" '
+      $1 == db { n++; if ($2 + 0 > r) r = $2 + 0; if ($3 + 0 > s) s = $3 + 0 }
+      END { printf "%d %.3f %d\n", r, s, n }')
+    lines+="- $mode TPC-B, $db: apply_p50_ms=$p50, apply_p99_ms=$p99; max lag_records=$max_rec, max lag_seconds=$max_sec (over $polls polls)"$'\n'
+  done < <(cols "$work/after-$name.txt" role name apply_p50_ms apply_p99_ms | awk '$1 == "replica" {print $2, $3, $4}')
+  LAG[$name]=$lines
+  log "$name: SHOW shardgate.replicas right after pgbench:"
+  cat "$work/after-$name.txt" >&2
+  wait_caught_up "$name"
+  compare_files "$name"
+  stop_sg "$name"
+done
+
+# ---------------------------------------------------------------------------------------------
+# 4. shardgate, two replicas (asynchronous), -S: reads spread 2:1 over the replicas.
+name=async-select
+write_config "$name" asynchronous 2
+start_sg "$name"
+init_pgbench "${SG[@]}"
+wait_caught_up "$name"
+show_replicas >"$work/before-$name.txt" || die "$name: SHOW shardgate.replicas failed"
+TPS[$name]=$(run_pgbench "$name" -S "${SG[@]}")
+show_replicas >"$work/after-$name.txt" || die "$name: SHOW shardgate.replicas failed"
+log "$name: SHOW shardgate.replicas after pgbench -S:"
+cat "$work/after-$name.txt" >&2
+reads_delta=$(join <(cols "$work/before-$name.txt" name reads | sort) <(cols "$work/after-$name.txt" name role reads | sort))
+reads=$(echo "$reads_delta" | awk '{printf "- %s (%s): reads=%d (%d during the -S run)\n", $1, $3, $4, $4 - $2}')
+r1=$(echo "$reads_delta" | awk '$1 == "main-r1" {print $4 - $2}')
+r2=$(echo "$reads_delta" | awk '$1 == "main-r2" {print $4 - $2}')
+check_status "$name" "$work/after-$name.txt"
+stop_sg "$name"
+
+# ---------------------------------------------------------------------------------------------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+echo
+echo "## shardgate replication benchmark"
+echo
+echo "pgbench -M prepared -c 8 -j 2 -T $DURATION, scale 1 (100,000 accounts), fresh data set per run;"
+echo "$(nproc) CPUs; shardgate $build; PostgreSQL 15 default settings."
+echo
+echo "| configuration | TPS | ratio to PostgreSQL 15 (same workload) |"
+echo "|---|---:|---:|"
+printf "| PostgreSQL 15, TPC-B | %.1f | 1.00 |\n" "$pg_tpcb"
+printf "| PostgreSQL 15, -S | %.1f | 1.00 |\n" "$pg_select"
+printf "| shardgate, 0 replicas, TPC-B | %.1f | %s |\n" "${TPS[plain-tpcb]}" "$(ratio "${TPS[plain-tpcb]}" "$pg_tpcb")"
+printf "| shardgate, 0 replicas, -S | %.1f | %s |\n" "${TPS[plain-select]}" "$(ratio "${TPS[plain-select]}" "$pg_select")"
+for mode in asynchronous semi_synchronous synchronous; do
+  label=$mode
+  [ "$mode" = semi_synchronous ] && label="semi_synchronous (min_acks=1)"
+  printf "| shardgate, 2 replicas (2:1), %s, TPC-B | %.1f | %s |\n" "$label" "${TPS[$mode-tpcb]}" "$(ratio "${TPS[$mode-tpcb]}" "$pg_tpcb")"
+done
+printf "| shardgate, 2 replicas (2:1), asynchronous, -S | %.1f | %s |\n" "${TPS[async-select]}" "$(ratio "${TPS[async-select]}" "$pg_select")"
+echo
+echo "Replication lag under TPC-B load (apply_p50/p99 from SHOW shardgate.replicas right after pgbench;"
+echo "max lag from polling it every 0.5s during the run):"
+echo
+for mode in asynchronous semi_synchronous synchronous; do
+  printf "%s" "${LAG[$mode]}"
+done
+echo
+echo "Reads per database after the asynchronous -S run (weights main-r1:main-r2 = 2:1):"
+echo
+echo "$reads"
+echo "- main-r1:main-r2 during the run = $(awk -v a="${r1:-0}" -v b="${r2:-0}" 'BEGIN {if (b > 0) printf "%.2f:1", a / b; else print "n/a"}')"
+echo
+echo "Checksums (accounts, history, tellers, branches) of primary.db, replica-1.db and replica-2.db"
+echo "matched after every replicated TPC-B run; every pgbench run had 0 failed transactions."
