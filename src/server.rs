@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::frontend::{self, Shared};
 use crate::replication::Replication;
 use crate::replication::log::Position;
-use crate::router::Router;
+use crate::router::{Router, Shard};
 use crate::storage::{Backend, ConnectionSettings, SqliteBackend, StorageError};
 
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +80,11 @@ impl Server {
                 primary.clone(),
             )
         });
-        let router = Arc::new(Router::new(shard.name.clone(), primary, replication));
+        let router = Arc::new(Router::new(vec![Arc::new(Shard::new(
+            shard.name.clone(),
+            primary,
+            replication,
+        ))]));
         let shared = Shared::new(config, router);
         Ok(Server { listener, shared })
     }

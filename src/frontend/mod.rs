@@ -40,7 +40,7 @@ impl Shared {
         Arc::new(Shared {
             users: Arc::new(auth::ConfiguredUsers::new(&config)),
             config,
-            backend: router.primary.clone(),
+            backend: router.home().primary.clone(),
             router,
             plans: PlanCache::default(),
             registry: Arc::new(SessionRegistry::default()),
@@ -204,7 +204,6 @@ pub async fn serve(
     }
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
-    shared.router.stop().await;
-    shared.backend.close().await;
+    shared.router.close().await;
     Ok(())
 }

@@ -221,7 +221,7 @@ impl Shared {
     pub async fn acknowledge_write(&self, session: &Session, lsn: Option<u64>) {
         if let Some(lsn) = lsn {
             session.last_write_lsn.fetch_max(lsn, Ordering::AcqRel);
-            self.router.acknowledge(lsn).await;
+            self.router.home().acknowledge(lsn).await;
         }
     }
 
@@ -235,7 +235,7 @@ impl Shared {
     ) -> Result<ExecOutput, crate::storage::StorageError> {
         let last_write = session.last_write_lsn.load(Ordering::Acquire);
         if let ReadTarget::Replica(replica, backend) =
-            self.router.read_target(last_write, read_from)
+            self.router.home().read_target(last_write, read_from)
         {
             let attempt = async {
                 let mut connection = backend.session(Intent::Read).await?;
@@ -262,11 +262,14 @@ impl Shared {
                         e.kind,
                         crate::storage::StorageErrorKind::UndefinedTable
                             | crate::storage::StorageErrorKind::UndefinedColumn
-                    ) && self.router.is_behind(&replica) => {}
+                    ) && self.router.home().is_behind(&replica) => {}
                 Err(e) => return Err(e),
             }
         }
-        self.router.primary_reads.fetch_add(1, Ordering::Relaxed);
+        self.router
+            .home()
+            .primary_reads
+            .fetch_add(1, Ordering::Relaxed);
         let mut connection = self.backend.session(Intent::Read).await?;
         connection.execute(request, &session.canceller).await
     }
@@ -355,7 +358,9 @@ impl Shared {
             Action::Transaction(op) => self.transaction(session, state, op, messages).await,
             Action::Copy(copy) => self.start_copy(session, state, copy).await,
             Action::Execute => {
-                if self.router.replication.is_some() && creates_virtual_table(plan) {
+                if self.router.shards.iter().any(|s| s.replication.is_some())
+                    && creates_virtual_table(plan)
+                {
                     return Err(crate::sql::error::SqlError::Unsupported(
                         "virtual tables cannot be replicated, and this shard has replicas".into(),
                     )
@@ -374,7 +379,10 @@ impl Shared {
                     reads_catalog: plan.reads_catalog,
                 };
                 if plan.is_write {
-                    self.router.primary_writes.fetch_add(1, Ordering::Relaxed);
+                    self.router
+                        .home()
+                        .primary_writes
+                        .fetch_add(1, Ordering::Relaxed);
                 }
                 let result = match &mut state.txn {
                     TxnState::Active(backend) => backend.execute(request, &session.canceller).await,
@@ -458,8 +466,9 @@ impl Shared {
         let count = |n: u64| Value::Integer(i64::try_from(n).unwrap_or(i64::MAX));
         let rows = self
             .router
-            .status()
-            .into_iter()
+            .shards
+            .iter()
+            .flat_map(|shard| shard.status())
             .map(|db| {
                 vec![
                     Value::Text(db.name),
@@ -513,6 +522,7 @@ impl Shared {
                         .and_then(ReadFrom::parse)
                         .unwrap_or(ReadFrom::Auto);
                     self.router
+                        .home()
                         .read_target(session.last_write_lsn.load(Ordering::Acquire), read_from)
                 } else {
                     ReadTarget::Primary
