@@ -90,23 +90,29 @@ fn as_bool(value: &Value) -> Result<bool, SqlError> {
     }
 }
 
-fn parse_timestamp(text: &str) -> Option<(NaiveDateTime, bool)> {
+/// Parses a timestamp as PostgreSQL accepts it. An explicit UTC offset is applied for
+/// `timestamptz` (the result is UTC); `timestamp` ignores it and keeps the wall-clock time, as
+/// PostgreSQL does (`'2024-01-02 03:04:05+05:30'::timestamp` is `2024-01-02 03:04:05`).
+fn parse_timestamp(text: &str, ty: PgType) -> Option<NaiveDateTime> {
     let t = text.trim().replace('T', " ");
     for format in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%#z"] {
         if let Ok(dt) = DateTime::parse_from_str(&t, format) {
-            return Some((dt.with_timezone(&Utc).naive_utc(), true));
+            return Some(if ty == PgType::Timestamptz {
+                dt.with_timezone(&Utc).naive_utc()
+            } else {
+                dt.naive_local()
+            });
         }
     }
     let t = t.trim_end_matches('Z');
     for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M"] {
         if let Ok(dt) = NaiveDateTime::parse_from_str(t, format) {
-            return Some((dt, false));
+            return Some(dt);
         }
     }
     NaiveDate::parse_from_str(t, "%Y-%m-%d")
         .ok()
         .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|dt| (dt, false))
 }
 
 fn as_timestamp(value: &Value, ty: PgType) -> Result<NaiveDateTime, SqlError> {
@@ -116,9 +122,7 @@ fn as_timestamp(value: &Value, ty: PgType) -> Result<NaiveDateTime, SqlError> {
             .ok_or_else(|| invalid(ty, &secs.to_string())),
         other => {
             let text = raw_text(other);
-            parse_timestamp(&text)
-                .map(|(dt, _)| dt)
-                .ok_or_else(|| invalid(ty, &text))
+            parse_timestamp(&text, ty).ok_or_else(|| invalid(ty, &text))
         }
     }
 }
@@ -463,11 +467,11 @@ pub fn from_text(text: &str, ty: PgType) -> Result<Value, SqlError> {
             None => Value::Blob(text.as_bytes().to_vec()),
         },
         PgType::Timestamp => {
-            let (dt, _) = parse_timestamp(text).ok_or_else(|| invalid(ty, text))?;
+            let dt = parse_timestamp(text, ty).ok_or_else(|| invalid(ty, text))?;
             Value::Text(format_timestamp(&dt))
         }
         PgType::Timestamptz => {
-            let (dt, _) = parse_timestamp(text).ok_or_else(|| invalid(ty, text))?;
+            let dt = parse_timestamp(text, ty).ok_or_else(|| invalid(ty, text))?;
             Value::Text(format!("{}+00", format_timestamp(&dt)))
         }
         PgType::Date => Value::Text(
@@ -582,6 +586,34 @@ mod tests {
             let encoded = numeric_binary(text).unwrap();
             assert_eq!(numeric_from_binary(&encoded).unwrap(), text, "{text}");
         }
+    }
+
+    #[test]
+    fn timestamp_input_offsets_apply_only_to_timestamptz() {
+        // pgjdbc's setTimestamp sends the JVM's local time with its UTC offset.
+        let sent = "2024-06-01 12:30:00.25+05:30";
+        assert_eq!(
+            from_text(sent, PgType::Timestamp).unwrap(),
+            Value::Text("2024-06-01 12:30:00.25".into())
+        );
+        assert_eq!(
+            from_text(sent, PgType::Timestamptz).unwrap(),
+            Value::Text("2024-06-01 07:00:00.25+00".into())
+        );
+        assert_eq!(
+            from_text("2024-06-01 12:30:00-03", PgType::Timestamp).unwrap(),
+            Value::Text("2024-06-01 12:30:00".into())
+        );
+        // Stored text with an offset reads back the same way.
+        let stored = Value::Text(sent.into());
+        let text = |ty| to_text(&stored, TypeWithMod::plain(ty)).unwrap();
+        assert_eq!(text(PgType::Timestamp), "2024-06-01 12:30:00.25");
+        assert_eq!(text(PgType::Timestamptz), "2024-06-01 07:00:00.25+00");
+        assert_eq!(
+            from_text("2024-06-01 12:30:00", PgType::Timestamptz).unwrap(),
+            Value::Text("2024-06-01 12:30:00+00".into())
+        );
+        assert!(from_text("2024-06-01 12:30:00+5:3x", PgType::Timestamp).is_err());
     }
 
     #[test]
