@@ -18,14 +18,68 @@ struct Scope<'a> {
     schema: &'a Schema,
     /// alias or table name (lower case) → table name
     tables: Vec<(String, String)>,
+    /// Columns of set-returning functions in FROM: (alias or function name, column, type).
+    functions: Vec<(String, String, TypeWithMod)>,
+}
+
+/// A set-returning function in FROM whose result column type is known, with the expressions
+/// that decide it.
+struct FromFunction {
+    key: String,
+    column: String,
+    args: Vec<Expr>,
+}
+
+/// `generate_series(a, b [, step]) [AS s | AS s(col)]`: PostgreSQL names the column after
+/// the column alias, else the table alias, else the function.
+fn from_function(factor: &TableFactor) -> Option<FromFunction> {
+    let TableFactor::Table {
+        name,
+        alias,
+        args: Some(args),
+        ..
+    } = factor
+    else {
+        return None;
+    };
+    let function = name_text(name).to_ascii_lowercase();
+    let function = function.rsplit('.').next().unwrap_or(&function).to_string();
+    if function != "generate_series" {
+        return None;
+    }
+    let (key, column) = match alias {
+        Some(alias) => {
+            let key = alias.name.value.to_ascii_lowercase();
+            let column = alias
+                .columns
+                .first()
+                .map(|c| c.name.value.to_ascii_lowercase())
+                .unwrap_or_else(|| key.clone());
+            (key, column)
+        }
+        None => (function.clone(), function),
+    };
+    let args = args
+        .args
+        .iter()
+        .take(2)
+        .filter_map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+            _ => None,
+        })
+        .collect();
+    Some(FromFunction { key, column, args })
 }
 
 impl<'a> Scope<'a> {
     fn of(stmt: &Statement, schema: &'a Schema) -> Scope<'a> {
-        struct Collect(Vec<(String, String)>);
+        struct Collect(Vec<(String, String)>, Vec<FromFunction>);
         impl Visitor for Collect {
             type Break = ();
             fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+                if let Some(function) = from_function(factor) {
+                    self.1.push(function);
+                }
                 if let TableFactor::Table { name, alias, .. } = factor {
                     let table = name_text(name).to_ascii_lowercase();
                     let key = alias
@@ -44,12 +98,38 @@ impl<'a> Scope<'a> {
                 ControlFlow::Continue(())
             }
         }
-        let mut collect = Collect(Vec::new());
+        let mut collect = Collect(Vec::new(), Vec::new());
         let _ = stmt.visit(&mut collect);
-        Scope {
+        let mut scope = Scope {
             schema,
             tables: collect.0,
-        }
+            functions: Vec::new(),
+        };
+        // generate_series returns the type of its bounds: int4, int8, numeric, timestamp...
+        let functions = collect
+            .1
+            .into_iter()
+            .map(|f| {
+                let ty = f
+                    .args
+                    .iter()
+                    .filter_map(|a| scope.expr_type(a).map(|t| t.pg))
+                    .reduce(wider)
+                    .unwrap_or(PgType::Int4);
+                (f.key, f.column, TypeWithMod::plain(ty))
+            })
+            .collect();
+        scope.functions = functions;
+        scope
+    }
+
+    fn function_column(&self, qualifier: Option<&str>, column: &str) -> Option<TypeWithMod> {
+        let column = column.to_ascii_lowercase();
+        let qualifier = qualifier.map(str::to_ascii_lowercase);
+        self.functions
+            .iter()
+            .find(|(key, col, _)| *col == column && qualifier.as_ref().is_none_or(|q| q == key))
+            .map(|(_, _, ty)| *ty)
     }
 
     fn column(&self, qualifier: Option<&str>, column: &str) -> Option<TypeWithMod> {
@@ -62,12 +142,15 @@ impl<'a> Scope<'a> {
                     .find(|(alias, _)| *alias == q)
                     .map(|(_, t)| t.as_str())
                     .unwrap_or(q.as_str());
-                self.schema.column_type(table, column)
+                self.schema
+                    .column_type(table, column)
+                    .or_else(|| self.function_column(Some(&q), column))
             }
             None => self
                 .tables
                 .iter()
-                .find_map(|(_, t)| self.schema.column_type(t, column)),
+                .find_map(|(_, t)| self.schema.column_type(t, column))
+                .or_else(|| self.function_column(None, column)),
         }
     }
 
@@ -537,5 +620,43 @@ mod tests {
                 }
             );
         }
+    }
+
+    #[test]
+    fn generate_series_columns_have_the_type_of_their_bounds() {
+        let s = schema();
+        let typed = |sql: &str| -> Vec<(Option<String>, Option<PgType>)> {
+            projection(&parse(sql), &s)
+                .unwrap()
+                .into_iter()
+                .map(|item| match item {
+                    ProjectedItem::Column { name, ty } => (name, ty.map(|t| t.pg)),
+                    ProjectedItem::Wildcard => (None, None),
+                })
+                .collect()
+        };
+        let col = |name: &str, ty| (Some(name.to_string()), Some(ty));
+        assert_eq!(
+            typed("SELECT x, x * 2 AS y FROM generate_series(1, 1000) AS x"),
+            vec![col("x", PgType::Int4), col("y", PgType::Int4)]
+        );
+        assert_eq!(
+            typed("SELECT s.n FROM pg_catalog.generate_series(1, 3000000000) AS s(n)"),
+            vec![col("n", PgType::Int8)]
+        );
+        assert_eq!(
+            typed("SELECT generate_series, aid FROM generate_series(1, 2), accounts"),
+            vec![
+                col("generate_series", PgType::Int4),
+                col("aid", PgType::Int4)
+            ]
+        );
+        assert_eq!(
+            pgs(parameter_types(
+                &parse("SELECT x FROM generate_series(1, 10) AS x WHERE x > $1"),
+                &s
+            )),
+            vec![PgType::Int4]
+        );
     }
 }
