@@ -18,6 +18,8 @@ pub enum SessionError {
     Protocol(String),
     #[error("terminating connection due to administrator command")]
     ShuttingDown,
+    #[error("savepoint \"{0}\" does not exist")]
+    NoSavepoint(String),
 }
 
 /// Any error a statement can end with.
@@ -70,6 +72,7 @@ impl Error {
                 SessionError::MultipleCommandsInPrepared => "42601",
                 SessionError::Protocol(_) => "08P01",
                 SessionError::ShuttingDown => "57P01",
+                SessionError::NoSavepoint(_) => "3B001",
             },
         }
     }

@@ -80,11 +80,14 @@ impl Server {
                 primary.clone(),
             )
         });
-        let router = Arc::new(Router::new(vec![Arc::new(Shard::new(
-            shard.name.clone(),
-            primary,
-            replication,
-        ))]));
+        let router = Arc::new(Router::new(
+            vec![Arc::new(Shard::new(
+                shard.name.clone(),
+                primary,
+                replication,
+            ))],
+            None,
+        ));
         let shared = Shared::new(config, router);
         Ok(Server { listener, shared })
     }

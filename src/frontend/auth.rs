@@ -169,7 +169,9 @@ impl Startup {
                 copy_in: None,
             }),
             canceller: Default::default(),
-            last_write_lsn: Default::default(),
+            last_write_lsn: (0..self.shared.router.shards.len())
+                .map(|_| Default::default())
+                .collect(),
             user,
         });
         let (pid, secret) = client.pid_and_secret_key();

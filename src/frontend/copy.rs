@@ -15,12 +15,13 @@ use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 
 use super::Shared;
 use super::query::session_of;
-use super::session::{CopyInState, TxnState};
+use super::session::{CopyInState, CopyTarget, Session, TxnState};
 use super::values::from_text;
 use crate::error::Error;
+use crate::router::placement::ShardKey;
 use crate::sql::copy::split_line;
 use crate::sql::error::SqlError;
-use crate::storage::{Canceller, ExecRequest};
+use crate::storage::{ExecRequest, Value};
 
 /// Rows buffered before they are written.
 const BATCH_ROWS: usize = 5_000;
@@ -70,21 +71,62 @@ fn add_line(copy: &mut CopyInState, line: &str) -> Result<(), Error> {
     Ok(())
 }
 
-async fn flush(copy: &mut CopyInState, canceller: &Canceller) -> Result<(), Error> {
+/// Sends the buffered rows to their shards, inside the COPY's transaction.
+async fn flush(shared: &Shared, session: &Session, copy: &mut CopyInState) -> Result<(), Error> {
     if copy.rows.is_empty() {
         return Ok(());
     }
     let rows = std::mem::take(&mut copy.rows);
     let count = rows.len() as u64;
-    let Some(backend) = copy.backend.as_mut() else {
-        return Err(SqlError::InvalidCopy("COPY lost its connection".into()).into());
+    let mut by_shard: Vec<(usize, Vec<Vec<Value>>)> = Vec::new();
+    let mut add =
+        |shard: usize, row: Vec<Value>| match by_shard.iter_mut().find(|(s, _)| *s == shard) {
+            Some((_, rows)) => rows.push(row),
+            None => by_shard.push((shard, vec![row])),
+        };
+    match &copy.target {
+        CopyTarget::Shard(shard) => rows.into_iter().for_each(|row| add(*shard, row)),
+        CopyTarget::Everywhere => {
+            for shard in 0..shared.router.shards.len() {
+                rows.iter().for_each(|row| add(shard, row.clone()));
+            }
+        }
+        CopyTarget::ByKey { position } => {
+            let Some(sharding) = &shared.router.sharding else {
+                return Err(SqlError::InvalidCopy("COPY lost its sharding".into()).into());
+            };
+            for row in rows {
+                let key = match row.get(*position) {
+                    Some(Value::Integer(i)) => ShardKey::Int(*i),
+                    Some(Value::Text(t)) => ShardKey::Text(t.clone()),
+                    other => {
+                        return Err(SqlError::InvalidCopy(format!(
+                            "COPY row {} has no usable shard key ({other:?})",
+                            copy.count + 1
+                        ))
+                        .into());
+                    }
+                };
+                let shard = sharding
+                    .placement
+                    .shard_for(&key)
+                    .map_err(|e| SqlError::Unsupported(e.to_string()))?;
+                add(shard, row);
+            }
+        }
+    }
+    let Some(txn) = copy.txn.as_mut() else {
+        return Err(SqlError::InvalidCopy("COPY lost its transaction".into()).into());
     };
-    backend
-        .execute(
-            ExecRequest::for_each_row(copy.insert_sql.clone(), rows),
-            canceller,
-        )
-        .await?;
+    for (shard, rows) in by_shard {
+        let backend = shared.txn_session(session, txn, shard, true).await?;
+        backend
+            .execute(
+                ExecRequest::for_each_row(copy.insert_sql.clone(), rows),
+                &session.canceller,
+            )
+            .await?;
+    }
     copy.count += count;
     Ok(())
 }
@@ -108,7 +150,7 @@ impl CopyHandler for CopyIn {
         copy.pending.extend_from_slice(&data.data);
         let mut result = take_lines(copy);
         if result.is_ok() && copy.rows.len() >= BATCH_ROWS {
-            result = flush(copy, &session.canceller).await;
+            result = flush(&self.shared, &session, copy).await;
         }
         if let Err(e) = result {
             copy.error = Some(e);
@@ -144,20 +186,18 @@ impl CopyHandler for CopyIn {
             }
         };
         if result.is_ok() {
-            result = flush(&mut copy, &session.canceller).await;
+            result = flush(&self.shared, &session, &mut copy).await;
         }
-        let backend = copy.backend.take();
-        match (result, backend) {
-            (Ok(()), Some(mut backend)) => {
+        let txn = copy.txn.take();
+        match (result, txn) {
+            (Ok(()), Some(txn)) => {
                 if copy.own_transaction {
-                    let lsn = backend
-                        .commit(&session.canceller)
+                    self.shared
+                        .commit_txn(&session, txn)
                         .await
-                        .map_err(|e| Error::from(e).to_pgwire())?;
-                    drop(backend);
-                    self.shared.acknowledge_write(&session, lsn).await;
+                        .map_err(|e| e.to_pgwire())?;
                 } else {
-                    state.txn = TxnState::Active(backend);
+                    state.txn = TxnState::Active(txn);
                 }
                 client
                     .send(PgWireBackendMessage::CommandComplete(
@@ -166,9 +206,11 @@ impl CopyHandler for CopyIn {
                     .await?;
                 Ok(())
             }
-            (Err(e), backend) => {
-                if let (false, Some(backend)) = (copy.own_transaction, backend) {
-                    state.txn = TxnState::Failed(backend);
+            (Err(e), txn) => {
+                match (copy.own_transaction, txn) {
+                    (false, Some(txn)) => state.txn = TxnState::Failed(txn),
+                    (true, Some(txn)) => self.shared.rollback_txn(&session, txn).await,
+                    _ => {}
                 }
                 Err(e.to_pgwire())
             }
@@ -188,9 +230,13 @@ impl CopyHandler for CopyIn {
         if let Ok(session) = session_of(client) {
             let mut state = session.state.lock().await;
             if let Some(mut copy) = state.copy_in.take()
-                && let (false, Some(backend)) = (copy.own_transaction, copy.backend.take())
+                && let Some(txn) = copy.txn.take()
             {
-                state.txn = TxnState::Failed(backend);
+                if copy.own_transaction {
+                    self.shared.rollback_txn(&session, txn).await;
+                } else {
+                    state.txn = TxnState::Failed(txn);
+                }
             }
         }
         PgWireError::UserError(Box::new(pgwire::error::ErrorInfo::new(

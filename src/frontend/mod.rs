@@ -2,6 +2,8 @@
 
 mod auth;
 mod copy;
+mod execute;
+mod merge;
 pub mod query;
 pub mod session;
 pub mod values;

@@ -3,7 +3,6 @@
 
 use std::fmt::Debug;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
 use bytes::BytesMut;
@@ -25,15 +24,15 @@ use pgwire::messages::startup::ParameterStatus;
 use rusqlite::types::Value;
 
 use super::Shared;
-use super::session::{REPORTED, Session, SessionState, TxnState};
+use super::session::{CopyTarget, REPORTED, Session, SessionState, Txn, TxnState};
 use super::values::{encode_field, from_binary, from_text};
 use crate::error::{Error, SessionError};
-use crate::router::{ReadFrom, ReadTarget};
+use crate::router::ReadFrom;
 use crate::sql::copy::CopySource;
 use crate::sql::infer::ProjectedItem;
 use crate::sql::plan::{Action, Plan, TxnOp};
 use crate::sql::types::{PgType, TypeWithMod, declared_type};
-use crate::storage::{Backend, ColumnOrigin, ExecOutput, ExecRequest, Intent, Params, Schema};
+use crate::storage::{ColumnOrigin, Schema};
 
 /// `SHOW` of this name reports the shard's databases and their replication state.
 pub const REPLICAS_STATUS: &str = "shardgate.replicas";
@@ -160,26 +159,6 @@ fn encode_rows(
     Ok(out)
 }
 
-fn creates_virtual_table(plan: &Plan) -> bool {
-    plan.rewritten.statements.iter().any(|sql| {
-        let words: Vec<String> = sql
-            .split_whitespace()
-            .take(3)
-            .map(str::to_ascii_lowercase)
-            .collect();
-        words.len() >= 2 && words[0] == "create" && words[1] == "virtual"
-    })
-}
-
-fn command_tag(plan: &Plan, output: &ExecOutput) -> Tag {
-    let rows = output.changes as usize;
-    match plan.tag.as_str() {
-        "INSERT" => Tag::new("INSERT").with_oid(0).with_rows(rows),
-        "UPDATE" | "DELETE" | "SELECT" | "COPY" => Tag::new(&plan.tag).with_rows(rows),
-        other => Tag::new(other),
-    }
-}
-
 fn notice(message: &str, code: &str) -> PgWireBackendMessage {
     PgWireBackendMessage::NoticeResponse(NoticeResponse::from(ErrorInfo::new(
         "WARNING".into(),
@@ -216,64 +195,6 @@ pub fn session_of<C: ClientInfo>(client: &C) -> Result<Arc<Session>, Error> {
 }
 
 impl Shared {
-    /// A write committed at `lsn` (if it was logged): remember it for the session's
-    /// read-your-writes and wait for the acknowledgements the replication mode asks for.
-    pub async fn acknowledge_write(&self, session: &Session, lsn: Option<u64>) {
-        if let Some(lsn) = lsn {
-            session.last_write_lsn.fetch_max(lsn, Ordering::AcqRel);
-            self.router.home().acknowledge(lsn).await;
-        }
-    }
-
-    /// Runs a read outside a transaction where the router sends it. A replica whose file
-    /// fails is taken out of rotation and the read is answered by the primary instead.
-    async fn execute_read(
-        &self,
-        session: &Session,
-        read_from: ReadFrom,
-        request: ExecRequest,
-    ) -> Result<ExecOutput, crate::storage::StorageError> {
-        let last_write = session.last_write_lsn.load(Ordering::Acquire);
-        if let ReadTarget::Replica(replica, backend) =
-            self.router.home().read_target(last_write, read_from)
-        {
-            let attempt = async {
-                let mut connection = backend.session(Intent::Read).await?;
-                connection
-                    .execute(request.clone(), &session.canceller)
-                    .await
-            };
-            match attempt.await {
-                Ok(output) => {
-                    replica.reads.fetch_add(1, Ordering::Relaxed);
-                    return Ok(output);
-                }
-                Err(e) if e.kind == crate::storage::StorageErrorKind::Corrupt => {
-                    replica.request_rebuild(format!("{}: {e}", crate::replication::READ_FAILED));
-                }
-                Err(e) if e.kind.is_file_failure() => {
-                    replica.errors.fetch_add(1, Ordering::Relaxed);
-                    replica.mark_unhealthy(format!("{}: {e}", crate::replication::READ_FAILED));
-                }
-                // A replica that has not applied the latest DDL yet may lack the table or
-                // column the primary has: the primary answers.
-                Err(e)
-                    if matches!(
-                        e.kind,
-                        crate::storage::StorageErrorKind::UndefinedTable
-                            | crate::storage::StorageErrorKind::UndefinedColumn
-                    ) && self.router.home().is_behind(&replica) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        self.router
-            .home()
-            .primary_reads
-            .fetch_add(1, Ordering::Relaxed);
-        let mut connection = self.backend.session(Intent::Read).await?;
-        connection.execute(request, &session.canceller).await
-    }
-
     /// Runs one plan for a session. `messages` collects notices and parameter statuses.
     pub async fn run(
         &self,
@@ -357,87 +278,7 @@ impl Shared {
             }
             Action::Transaction(op) => self.transaction(session, state, op, messages).await,
             Action::Copy(copy) => self.start_copy(session, state, copy).await,
-            Action::Execute => {
-                if self.router.shards.iter().any(|s| s.replication.is_some())
-                    && creates_virtual_table(plan)
-                {
-                    return Err(crate::sql::error::SqlError::Unsupported(
-                        "virtual tables cannot be replicated, and this shard has replicas".into(),
-                    )
-                    .into());
-                }
-                let request = ExecRequest {
-                    statements: plan
-                        .rewritten
-                        .statements
-                        .iter()
-                        .map(|s| Arc::from(s.as_str()))
-                        .collect(),
-                    params: Params::One(params),
-                    catalog: plan.rewritten.catalog.clone(),
-                    changes_schema: plan.rewritten.changes_schema,
-                    reads_catalog: plan.reads_catalog,
-                };
-                if plan.is_write {
-                    self.router
-                        .home()
-                        .primary_writes
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-                let result = match &mut state.txn {
-                    TxnState::Active(backend) => backend.execute(request, &session.canceller).await,
-                    // The emulated catalog is rebuilt in place, which a query_only read
-                    // connection refuses: catalog reads use the writer.
-                    _ if plan.is_write || plan.reads_catalog => {
-                        let mut backend = self.backend.session(Intent::Write).await?;
-                        let output = backend.execute(request, &session.canceller).await;
-                        drop(backend);
-                        if let Ok(output) = &output {
-                            self.acknowledge_write(session, output.lsn).await;
-                        }
-                        output
-                    }
-                    _ => {
-                        let read_from = if plan.primary_hint {
-                            ReadFrom::Primary
-                        } else {
-                            state
-                                .settings
-                                .get(ReadFrom::SETTING)
-                                .and_then(ReadFrom::parse)
-                                .unwrap_or(ReadFrom::Auto)
-                        };
-                        self.execute_read(session, read_from, request).await
-                    }
-                };
-                if plan.rewritten.changes_schema {
-                    self.plans.invalidate();
-                }
-                let output = match result {
-                    Ok(output) => output,
-                    Err(e) => {
-                        if let TxnState::Active(backend) = state.txn.take() {
-                            state.txn = TxnState::Failed(backend);
-                        }
-                        return Err(e.into());
-                    }
-                };
-                if output.columns.is_empty() {
-                    return Ok(Outcome::Command(command_tag(plan, &output)));
-                }
-                let tag = command_tag(plan, &output);
-                let columns = result_columns(
-                    &output.columns,
-                    plan.projection.as_deref(),
-                    &self.backend.schema(),
-                );
-                let tag_text = pgwire::messages::response::CommandComplete::from(tag).tag;
-                Ok(Outcome::Rows {
-                    columns,
-                    rows: output.rows,
-                    tag: tag_text,
-                })
-            }
+            Action::Execute => self.execute_plan(session, state, plan, params).await,
         }
     }
 
@@ -504,7 +345,6 @@ impl Shared {
         op: &TxnOp,
         messages: &mut Vec<PgWireBackendMessage>,
     ) -> Result<Outcome, Error> {
-        let canceller = &session.canceller;
         match op {
             TxnOp::Begin { read_only } => {
                 if !matches!(state.txn, TxnState::Idle) {
@@ -514,29 +354,9 @@ impl Shared {
                     ));
                     return Ok(Outcome::Command(Tag::new("BEGIN")));
                 }
-                // A read-only transaction may run on one replica throughout.
-                let target = if *read_only {
-                    let read_from = state
-                        .settings
-                        .get(ReadFrom::SETTING)
-                        .and_then(ReadFrom::parse)
-                        .unwrap_or(ReadFrom::Auto);
-                    self.router
-                        .home()
-                        .read_target(session.last_write_lsn.load(Ordering::Acquire), read_from)
-                } else {
-                    ReadTarget::Primary
-                };
-                let mut backend = match target {
-                    ReadTarget::Replica(replica, backend) => {
-                        replica.reads.fetch_add(1, Ordering::Relaxed);
-                        backend.session(Intent::Read).await?
-                    }
-                    ReadTarget::Primary if *read_only => self.backend.session(Intent::Read).await?,
-                    ReadTarget::Primary => self.backend.session(Intent::Write).await?,
-                };
-                backend.begin(canceller).await?;
-                state.txn = TxnState::Active(backend);
+                // Each shard joins the transaction when a statement first needs it; a
+                // read-only transaction may then run on one replica of it throughout.
+                state.txn = TxnState::Active(Txn::new(*read_only, false));
                 Ok(Outcome::TransactionStart(Tag::new("BEGIN")))
             }
             TxnOp::Commit | TxnOp::Rollback => match state.txn.take() {
@@ -549,51 +369,41 @@ impl Shared {
                     };
                     Ok(Outcome::TransactionEnd(Tag::new(tag)))
                 }
-                // Dropping the lease on failure rolls back whatever is left.
-                TxnState::Active(mut backend) if *op == TxnOp::Commit => {
-                    let lsn = backend.commit(canceller).await?;
-                    // The writer is free for others while replicas acknowledge.
-                    drop(backend);
-                    self.acknowledge_write(session, lsn).await;
+                TxnState::Active(txn) if *op == TxnOp::Commit => {
+                    self.commit_txn(session, txn).await?;
                     Ok(Outcome::TransactionEnd(Tag::new("COMMIT")))
                 }
-                TxnState::Active(mut backend) | TxnState::Failed(mut backend) => {
-                    backend.rollback(canceller).await?;
+                TxnState::Active(txn) | TxnState::Failed(txn) => {
+                    self.rollback_txn(session, txn).await;
                     Ok(Outcome::TransactionEnd(Tag::new("ROLLBACK")))
                 }
             },
             TxnOp::Savepoint(name) | TxnOp::Release(name) | TxnOp::RollbackTo(name) => {
-                let (sql, tag, what) = match op {
-                    TxnOp::Savepoint(_) => (
-                        format!("SAVEPOINT \"{}\"", name.replace('"', "\"\"")),
-                        "SAVEPOINT",
-                        "SAVEPOINT",
-                    ),
-                    TxnOp::Release(_) => (
-                        format!("RELEASE SAVEPOINT \"{}\"", name.replace('"', "\"\"")),
-                        "RELEASE",
-                        "RELEASE SAVEPOINT",
-                    ),
-                    _ => (
-                        format!("ROLLBACK TO SAVEPOINT \"{}\"", name.replace('"', "\"\"")),
-                        "ROLLBACK",
-                        "ROLLBACK TO SAVEPOINT",
-                    ),
+                let (command, tag) = match op {
+                    TxnOp::Savepoint(_) => ("SAVEPOINT", "SAVEPOINT"),
+                    TxnOp::Release(_) => ("RELEASE SAVEPOINT", "RELEASE"),
+                    _ => ("ROLLBACK TO SAVEPOINT", "ROLLBACK"),
                 };
                 // `run` lets only ROLLBACK TO reach here in a failed transaction.
-                match state.txn.take() {
-                    TxnState::Idle => Err(SessionError::NoTransaction(what).into()),
-                    TxnState::Active(mut backend) | TxnState::Failed(mut backend) => {
-                        match backend.execute(ExecRequest::sql(sql), canceller).await {
-                            Ok(_) => {
-                                state.txn = TxnState::Active(backend);
-                                Ok(Outcome::Command(Tag::new(tag)))
-                            }
-                            Err(e) => {
-                                state.txn = TxnState::Failed(backend);
-                                Err(e.into())
-                            }
-                        }
+                let mut txn = match state.txn.take() {
+                    TxnState::Idle => return Err(SessionError::NoTransaction(command).into()),
+                    TxnState::Active(txn) | TxnState::Failed(txn) => txn,
+                };
+                if command != "SAVEPOINT" && !txn.savepoints.iter().any(|s| s == name) {
+                    state.txn = TxnState::Failed(txn);
+                    return Err(SessionError::NoSavepoint(name.clone()).into());
+                }
+                match self
+                    .savepoint_everywhere(session, &mut txn, command, name)
+                    .await
+                {
+                    Ok(()) => {
+                        state.txn = TxnState::Active(txn);
+                        Ok(Outcome::Command(Tag::new(tag)))
+                    }
+                    Err(e) => {
+                        state.txn = TxnState::Failed(txn);
+                        Err(e)
                     }
                 }
             }
@@ -645,14 +455,30 @@ impl Shared {
                 quoted.join(", "),
                 placeholders.join(", ")
             ));
-            let (backend, own_transaction) = match state.txn.take() {
-                TxnState::Active(backend) => (backend, false),
+            let (txn, own_transaction) = match state.txn.take() {
+                TxnState::Active(txn) => (txn, false),
                 other => {
                     state.txn = other;
-                    let mut backend = self.backend.session(Intent::Write).await?;
-                    backend.begin(&session.canceller).await?;
-                    (backend, true)
+                    (Txn::new(false, true), true)
                 }
+            };
+            let table_name = info.name.to_ascii_lowercase();
+            let target = match &self.router.sharding {
+                Some(sharding) if sharding.is_reference(&table_name) => CopyTarget::Everywhere,
+                Some(sharding) => match sharding.key_of(&table_name) {
+                    Some(key) => CopyTarget::ByKey {
+                        position: names
+                            .iter()
+                            .position(|n| n.eq_ignore_ascii_case(key))
+                            .ok_or_else(|| {
+                                crate::sql::error::SqlError::Unsupported(format!(
+                                    "COPY into sharded table {table_name} must include its shard key {key}"
+                                ))
+                            })?,
+                    },
+                    None => CopyTarget::Shard(0),
+                },
+                None => CopyTarget::Shard(0),
             };
             state.copy_in = Some(super::session::CopyInState {
                 insert_sql,
@@ -663,8 +489,9 @@ impl Shared {
                 count: 0,
                 header_pending: copy.options.header,
                 error: None,
-                backend: Some(backend),
+                txn: Some(txn),
                 own_transaction,
+                target,
             });
             return Ok(Outcome::CopyIn(names.len()));
         }
@@ -807,17 +634,7 @@ impl SimpleQueryHandler for QueryHandler {
                 .iter()
                 .any(|p| matches!(p.action, Action::Transaction(_) | Action::Copy(_)));
         if implicit {
-            let mut backend = self
-                .shared
-                .backend
-                .session(Intent::Write)
-                .await
-                .map_err(|e| Error::from(e).to_pgwire())?;
-            backend
-                .begin(&session.canceller)
-                .await
-                .map_err(|e| Error::from(e).to_pgwire())?;
-            state.txn = TxnState::Active(backend);
+            state.txn = TxnState::Active(Txn::new(false, true));
         }
         let mut failed = false;
         for plan in plans.iter() {
@@ -841,24 +658,11 @@ impl SimpleQueryHandler for QueryHandler {
                 }
             }
         }
-        if implicit
-            && let TxnState::Active(mut backend) | TxnState::Failed(mut backend) = state.txn.take()
-        {
-            let ended = if failed {
-                backend.rollback(&session.canceller).await
-            } else {
-                match backend.commit(&session.canceller).await {
-                    Ok(lsn) => {
-                        // The writer is free for others while replicas acknowledge.
-                        drop(backend);
-                        self.shared.acknowledge_write(&session, lsn).await;
-                        Ok(())
-                    }
-                    Err(e) => Err(e),
-                }
-            };
-            if let Err(e) = ended {
-                responses.push(Response::Error(Box::new(Error::from(e).to_error_info())));
+        if implicit && let TxnState::Active(txn) | TxnState::Failed(txn) = state.txn.take() {
+            if failed {
+                self.shared.rollback_txn(&session, txn).await;
+            } else if let Err(e) = self.shared.commit_txn(&session, txn).await {
+                responses.push(Response::Error(Box::new(e.to_error_info())));
             }
         }
         Ok(responses)

@@ -107,13 +107,39 @@ impl Settings {
     }
 }
 
+/// A transaction's hold on the shards it touched: one connection per shard, each inside
+/// BEGIN, opened when the transaction first needs that shard.
+pub struct Txn {
+    pub read_only: bool,
+    pub sessions: Vec<(usize, Box<dyn BackendSession>)>,
+    /// The shard this transaction has written on.
+    pub wrote_on: Option<usize>,
+    /// A transaction the proxy opened itself (a multi-statement query, COPY, a statement
+    /// over several shards) may write on several shards; a client's may not.
+    pub spans_shards: bool,
+    /// Savepoints in force, replayed on a shard joined later.
+    pub savepoints: Vec<String>,
+}
+
+impl Txn {
+    pub fn new(read_only: bool, spans_shards: bool) -> Txn {
+        Txn {
+            read_only,
+            sessions: Vec::new(),
+            wrote_on: None,
+            spans_shards,
+            savepoints: Vec::new(),
+        }
+    }
+}
+
 /// Where a session stands with respect to transactions.
 pub enum TxnState {
     Idle,
-    /// Inside BEGIN ... COMMIT, pinned to one backend connection.
-    Active(Box<dyn BackendSession>),
+    /// Inside BEGIN ... COMMIT, pinned to one connection per shard it touched.
+    Active(Txn),
     /// An error happened inside the transaction: only ROLLBACK gets through.
-    Failed(Box<dyn BackendSession>),
+    Failed(Txn),
 }
 
 impl TxnState {
@@ -132,9 +158,22 @@ pub struct CopyInState {
     pub count: u64,
     pub header_pending: bool,
     pub error: Option<crate::error::Error>,
-    /// The connection the rows go to; committed at CopyDone unless inside a transaction.
-    pub backend: Option<Box<dyn BackendSession>>,
+    /// The transaction the rows go to; committed at CopyDone unless it is the client's.
+    pub txn: Option<Txn>,
     pub own_transaction: bool,
+    pub target: CopyTarget,
+}
+
+/// Which shards the rows of a COPY go to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopyTarget {
+    Shard(usize),
+    /// A sharded table: by the key at this place in each row.
+    ByKey {
+        position: usize,
+    },
+    /// A reference table: every shard.
+    Everywhere,
 }
 
 pub struct SessionState {
@@ -148,9 +187,9 @@ pub struct Session {
     pub user: String,
     pub state: tokio::sync::Mutex<SessionState>,
     pub canceller: Canceller,
-    /// The replication log position of this session's last committed write: its reads go
-    /// only to replicas that have applied it (read-your-writes).
-    pub last_write_lsn: std::sync::atomic::AtomicU64,
+    /// Per shard, the replication log position of this session's last committed write there:
+    /// its reads go only to replicas that have applied it (read-your-writes).
+    pub last_write_lsn: Vec<std::sync::atomic::AtomicU64>,
 }
 
 /// Sessions by (pid, secret key), for CancelRequest.

@@ -5,6 +5,7 @@
 pub mod balance;
 pub mod placement;
 pub mod shard;
+pub mod sharding;
 
 use std::sync::Arc;
 
@@ -14,11 +15,17 @@ pub use shard::{DatabaseStatus, ReadFrom, ReadTarget, Shard};
 /// neither sharded nor reference tables, and answers catalog queries.
 pub struct Router {
     pub shards: Vec<Arc<Shard>>,
+    /// How rows are spread over the shards (none with a single shard and no [sharding]).
+    pub sharding: Option<sharding::Sharding>,
 }
 
 impl Router {
-    pub fn new(shards: Vec<Arc<Shard>>) -> Router {
-        Router { shards }
+    pub fn new(shards: Vec<Arc<Shard>>, sharding: Option<sharding::Sharding>) -> Router {
+        Router { shards, sharding }
+    }
+
+    pub fn shard_index(&self, name: &str) -> Option<usize> {
+        self.shards.iter().position(|s| s.name == name)
     }
 
     /// The first shard.

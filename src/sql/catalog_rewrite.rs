@@ -143,6 +143,7 @@ impl VisitorMut for CatalogRewriter {
 
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
         inline_lateral_values(query);
+        expand_array_rows(query);
         rename_series_columns(query);
         ControlFlow::Continue(())
     }
@@ -490,13 +491,56 @@ fn rewrite_local(expr: &mut Expr) {
                 });
             }
         }
-        Expr::CompoundFieldAccess { root, access_chain } if access_chain.len() == 1 => {
-            if let Some(sqlparser::ast::AccessExpr::Subscript(Subscript::Index { index })) =
-                access_chain.first_mut()
-            {
-                let (r, i) = (take(root), take(index));
-                *expr = func("pg_array_elem", vec![r, i]);
+        Expr::CompoundFieldAccess { root, access_chain }
+            if composite_field(root, access_chain).is_some() =>
+        {
+            if let Some(column) = composite_field(root, access_chain) {
+                *expr = column;
             }
+        }
+        Expr::Trim {
+            trim_where,
+            trim_what,
+            expr: inner,
+            trim_characters: None,
+        } => {
+            let name = match trim_where {
+                Some(sqlparser::ast::TrimWhereField::Leading) => "ltrim",
+                Some(sqlparser::ast::TrimWhereField::Trailing) => "rtrim",
+                _ => "trim",
+            };
+            let mut args = vec![take(inner)];
+            if let Some(what) = trim_what {
+                args.push(take(what));
+            }
+            *expr = func(name, args);
+        }
+        Expr::CompoundFieldAccess { root, access_chain } => {
+            // `a[i]`, or `t.a[i]`, which parses as `t` with the chain `.a`, `[i]`.
+            let Some((sqlparser::ast::AccessExpr::Subscript(Subscript::Index { index }), path)) =
+                access_chain.split_last_mut()
+            else {
+                return;
+            };
+            let mut parts = match root.as_ref() {
+                Expr::Identifier(id) => vec![id.clone()],
+                Expr::CompoundIdentifier(ids) => ids.clone(),
+                _ if path.is_empty() => Vec::new(),
+                _ => return,
+            };
+            for step in path.iter() {
+                match step {
+                    sqlparser::ast::AccessExpr::Dot(Expr::Identifier(id)) => parts.push(id.clone()),
+                    _ => return,
+                }
+            }
+            let array = if path.is_empty() {
+                take(root)
+            } else {
+                Expr::CompoundIdentifier(parts)
+            };
+            let i = take(index);
+            *expr = func("pg_array_elem", vec![array, i]);
         }
         Expr::Value(v) => {
             if let Value::EscapedStringLiteral(s) = &v.value {
@@ -663,6 +707,158 @@ fn move_derived_column_aliases(factor: &mut TableFactor) {
         };
     }
     alias.columns.clear();
+}
+
+/// `(q.k).f` or `(k).f`, a field of a composite column: the columns that stand for a
+/// composite are named `k__f` (see [`expand_array_rows`]).
+fn composite_field(root: &Expr, access_chain: &[sqlparser::ast::AccessExpr]) -> Option<Expr> {
+    let [sqlparser::ast::AccessExpr::Dot(Expr::Identifier(field))] = access_chain else {
+        return None;
+    };
+    let mut root = root;
+    while let Expr::Nested(inner) = root {
+        root = inner;
+    }
+    let field_of = |k: &Ident| Ident::new(format!("{}__{}", k.value, field.value));
+    match root {
+        Expr::Identifier(k) => Some(Expr::Identifier(field_of(k))),
+        Expr::CompoundIdentifier(parts) => {
+            let (k, qualifier) = parts.split_last()?;
+            let mut parts = qualifier.to_vec();
+            parts.push(field_of(k));
+            Some(Expr::CompoundIdentifier(parts))
+        }
+        _ => None,
+    }
+}
+
+/// The array argument of `[information_schema.]_pg_expandarray(arr)`.
+fn expand_array_argument(expr: &Expr) -> Option<&Expr> {
+    let mut expr = expr;
+    while let Expr::Nested(inner) = expr {
+        expr = inner;
+    }
+    let Expr::Function(f) = expr else {
+        return None;
+    };
+    if name_parts(&f.name).last().map(String::as_str) != Some("_pg_expandarray") {
+        return None;
+    }
+    match &f.args {
+        FunctionArguments::List(list) => match list.args.as_slice() {
+            [FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))] => Some(arg),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `_pg_expandarray(arr)` (information_schema's helper, which pgjdbc's getPrimaryKeys and
+/// getIndexInfo call on `pg_index.indkey`) returns one `(x, n)` row per element: the element
+/// and its 1-based position. SQLite has no set-returning functions in a select list, so the
+/// select joins `generate_series(1, cardinality(arr)) AS _pg_expand` instead: `(…).n` is
+/// `_pg_expand.value`, `(…).x` is `pg_array_nth(arr, _pg_expand.value)`, and a bare
+/// `_pg_expandarray(arr) AS k` becomes the columns `k__x` and `k__n`, which an outer
+/// `(q.k).x` reads as `q.k__x`. Only one array per select is expanded, as pgjdbc uses it.
+fn expand_array_rows(query: &mut Query) {
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return;
+    };
+    let mut argument: Option<Expr> = None;
+    for item in &select.projection {
+        let expr = match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+            _ => continue,
+        };
+        let _ = sqlparser::ast::visit_expressions(expr, |e| {
+            if let Some(arg) = expand_array_argument(e) {
+                argument = Some(arg.clone());
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        });
+        if argument.is_some() {
+            break;
+        }
+    }
+    let Some(argument) = argument else {
+        return;
+    };
+    let Ok(mut parsed) = sqlparser::parser::Parser::parse_sql(
+        &sqlparser::dialect::PostgreSqlDialect {},
+        "SELECT 1 FROM generate_series(1, 1) AS _pg_expand",
+    ) else {
+        return;
+    };
+    let Some(Statement::Query(series_query)) = parsed.pop() else {
+        return;
+    };
+    let SetExpr::Select(mut series_select) = *series_query.body else {
+        return;
+    };
+    let Some(mut series) = series_select.from.pop() else {
+        return;
+    };
+    if let TableFactor::Table {
+        args: Some(args), ..
+    } = &mut series.relation
+        && let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(upper))) = args.args.get_mut(1)
+    {
+        *upper = func("cardinality", vec![argument.clone()]);
+    }
+    let position = Expr::CompoundIdentifier(vec![Ident::new("_pg_expand"), Ident::new("value")]);
+    let element = func("pg_array_nth", vec![argument, position.clone()]);
+    let replace_fields = |e: &mut Expr| {
+        let _ = visit_expressions_mut(e, |e| {
+            if let Expr::CompoundFieldAccess { root, access_chain } = e
+                && expand_array_argument(root).is_some()
+                && let [sqlparser::ast::AccessExpr::Dot(Expr::Identifier(field))] =
+                    access_chain.as_slice()
+            {
+                match field.value.to_ascii_lowercase().as_str() {
+                    "x" => *e = element.clone(),
+                    "n" => *e = position.clone(),
+                    _ => {}
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    };
+    let mut projection = Vec::with_capacity(select.projection.len() + 1);
+    for item in std::mem::take(&mut select.projection) {
+        let bare = match &item {
+            SelectItem::UnnamedExpr(e) if expand_array_argument(e).is_some() => {
+                Some(Ident::new("_pg_expandarray"))
+            }
+            SelectItem::ExprWithAlias { expr, alias } if expand_array_argument(expr).is_some() => {
+                Some(alias.clone())
+            }
+            _ => None,
+        };
+        match (bare, item) {
+            (Some(k), _) => {
+                for (field, value) in [("x", &element), ("n", &position)] {
+                    projection.push(SelectItem::ExprWithAlias {
+                        expr: value.clone(),
+                        alias: Ident::new(format!("{}__{field}", k.value)),
+                    });
+                }
+            }
+            (None, mut item) => {
+                if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } =
+                    &mut item
+                {
+                    replace_fields(e);
+                }
+                projection.push(item);
+            }
+        }
+    }
+    select.projection = projection;
+    if let Some(selection) = &mut select.selection {
+        replace_fields(selection);
+    }
+    select.from.push(series);
 }
 
 /// `FROM generate_series(a, b) s ... WHERE x = s`: in PostgreSQL the alias names the column
@@ -902,6 +1098,11 @@ ORDER BY 1;"#,
     const PGJDBC_GET_TABLES: &str = r#"SELECT NULL AS TABLE_CAT, n.nspname AS TABLE_SCHEM, c.relname AS TABLE_NAME,  CASE n.nspname ~ '^pg_' OR n.nspname = 'information_schema'  WHEN true THEN CASE  WHEN n.nspname = 'pg_catalog' OR n.nspname = 'information_schema' THEN CASE c.relkind   WHEN 'r' THEN 'SYSTEM TABLE'   WHEN 'v' THEN 'SYSTEM VIEW'   WHEN 'i' THEN 'SYSTEM INDEX'   ELSE NULL   END  WHEN n.nspname = 'pg_toast' THEN CASE c.relkind   WHEN 'r' THEN 'SYSTEM TOAST TABLE'   WHEN 'i' THEN 'SYSTEM TOAST INDEX'   ELSE NULL   END  ELSE CASE c.relkind   WHEN 'r' THEN 'TEMPORARY TABLE'   WHEN 'p' THEN 'TEMPORARY TABLE'   WHEN 'i' THEN 'TEMPORARY INDEX'   WHEN 'S' THEN 'TEMPORARY SEQUENCE'   WHEN 'v' THEN 'TEMPORARY VIEW'   ELSE NULL   END  END  WHEN false THEN CASE c.relkind  WHEN 'r' THEN 'TABLE'  WHEN 'p' THEN 'PARTITIONED TABLE'  WHEN 'i' THEN 'INDEX'  WHEN 'P' then 'PARTITIONED INDEX'  WHEN 'S' THEN 'SEQUENCE'  WHEN 'v' THEN 'VIEW'  WHEN 'c' THEN 'TYPE'  WHEN 'f' THEN 'FOREIGN TABLE'  WHEN 'm' THEN 'MATERIALIZED VIEW'  ELSE NULL  END  ELSE NULL  END  AS TABLE_TYPE, d.description AS REMARKS,  '' as TYPE_CAT, '' as TYPE_SCHEM, '' as TYPE_NAME, '' AS SELF_REFERENCING_COL_NAME, '' AS REF_GENERATION  FROM pg_catalog.pg_namespace n, pg_catalog.pg_class c  LEFT JOIN pg_catalog.pg_description d ON (c.oid = d.objoid AND d.objsubid = 0  and d.classoid = 'pg_class'::regclass)  WHERE c.relnamespace = n.oid  AND n.nspname LIKE 'public' AND c.relname LIKE '%' AND (false  OR ( c.relkind = 'r' AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' ) )  ORDER BY TABLE_TYPE,TABLE_SCHEM,TABLE_NAME"#;
     const PGJDBC_GET_COLUMNS: &str = r#"SELECT * FROM (SELECT n.nspname,c.relname,a.attname,a.atttypid,a.attnotnull OR (t.typtype = 'd' AND t.typnotnull) AS attnotnull,a.atttypmod,a.attlen,t.typtypmod,row_number() OVER (PARTITION BY a.attrelid ORDER BY a.attnum) AS attnum, nullif(a.attidentity, '') as attidentity,nullif(a.attgenerated, '') as attgenerated,pg_catalog.pg_get_expr(def.adbin, def.adrelid) AS adsrc,dsc.description,t.typbasetype,t.typtype  FROM pg_catalog.pg_namespace n  JOIN pg_catalog.pg_class c ON (c.relnamespace = n.oid)  JOIN pg_catalog.pg_attribute a ON (a.attrelid=c.oid)  JOIN pg_catalog.pg_type t ON (a.atttypid = t.oid)  LEFT JOIN pg_catalog.pg_attrdef def ON (a.attrelid=def.adrelid AND a.attnum = def.adnum)  LEFT JOIN pg_catalog.pg_description dsc ON (c.oid=dsc.objoid AND a.attnum = dsc.objsubid)  LEFT JOIN pg_catalog.pg_class dc ON (dc.oid=dsc.classoid AND dc.relname='pg_class')  LEFT JOIN pg_catalog.pg_namespace dn ON (dc.relnamespace=dn.oid AND dn.nspname='pg_catalog')  WHERE c.relkind in ('r','p','v','f','m') and a.attnum > 0 AND NOT a.attisdropped  AND n.nspname LIKE 'public' AND c.relname LIKE 't' ) c WHERE true  ORDER BY nspname,c.relname,attnum"#;
 
+    /// pgjdbc 42.5's getPrimaryKeys(null, null, "t2") and getIndexInfo(null, null, "t2",
+    /// false, false), captured with its driver log.
+    const PGJDBC_GET_PRIMARY_KEYS: &str = r#"SELECT        result.TABLE_CAT,        result.TABLE_SCHEM,        result.TABLE_NAME,        result.COLUMN_NAME,        result.KEY_SEQ,        result.PK_NAME FROM      (SELECT NULL AS TABLE_CAT, n.nspname AS TABLE_SCHEM,   ct.relname AS TABLE_NAME, a.attname AS COLUMN_NAME,   (information_schema._pg_expandarray(i.indkey)).n AS KEY_SEQ, ci.relname AS PK_NAME,   information_schema._pg_expandarray(i.indkey) AS KEYS, a.attnum AS A_ATTNUM FROM pg_catalog.pg_class ct   JOIN pg_catalog.pg_attribute a ON (ct.oid = a.attrelid)   JOIN pg_catalog.pg_namespace n ON (ct.relnamespace = n.oid)   JOIN pg_catalog.pg_index i ON ( a.attrelid = i.indrelid)   JOIN pg_catalog.pg_class ci ON (ci.oid = i.indexrelid) WHERE true  AND ct.relname = E't2' AND i.indisprimary  ) result where  result.A_ATTNUM = (result.KEYS).x  ORDER BY result.table_name, result.pk_name, result.key_seq"#;
+    const PGJDBC_GET_INDEX_INFO: &str = r#"SELECT     tmp.TABLE_CAT,     tmp.TABLE_SCHEM,     tmp.TABLE_NAME,     tmp.NON_UNIQUE,     tmp.INDEX_QUALIFIER,     tmp.INDEX_NAME,     tmp.TYPE,     tmp.ORDINAL_POSITION,     trim(both '"' from pg_catalog.pg_get_indexdef(tmp.CI_OID, tmp.ORDINAL_POSITION, false)) AS COLUMN_NAME,   CASE tmp.AM_NAME     WHEN 'btree' THEN CASE tmp.I_INDOPTION[tmp.ORDINAL_POSITION - 1] & 1::smallint       WHEN 1 THEN 'D'       ELSE 'A'     END     ELSE NULL   END AS ASC_OR_DESC,     tmp.CARDINALITY,     tmp.PAGES,     tmp.FILTER_CONDITION FROM (SELECT NULL AS TABLE_CAT, n.nspname AS TABLE_SCHEM,   ct.relname AS TABLE_NAME, NOT i.indisunique AS NON_UNIQUE,   NULL AS INDEX_QUALIFIER, ci.relname AS INDEX_NAME,   CASE i.indisclustered     WHEN true THEN 1    ELSE CASE am.amname       WHEN 'hash' THEN 2      ELSE 3    END   END AS TYPE,   (information_schema._pg_expandarray(i.indkey)).n AS ORDINAL_POSITION,   ci.reltuples AS CARDINALITY,   ci.relpages AS PAGES,   pg_catalog.pg_get_expr(i.indpred, i.indrelid) AS FILTER_CONDITION,   ci.oid AS CI_OID,   i.indoption AS I_INDOPTION,   am.amname AS AM_NAME FROM pg_catalog.pg_class ct   JOIN pg_catalog.pg_namespace n ON (ct.relnamespace = n.oid)   JOIN pg_catalog.pg_index i ON (ct.oid = i.indrelid)   JOIN pg_catalog.pg_class ci ON (ci.oid = i.indexrelid)   JOIN pg_catalog.pg_am am ON (ci.relam = am.oid) WHERE true  AND ct.relname = E't2') AS tmp ORDER BY NON_UNIQUE, TYPE, INDEX_NAME, ORDINAL_POSITION "#;
+
     /// The table of the psql captures, created the way the server creates it: PostgreSQL type
     /// names kept as declared types (serial becomes INTEGER) plus `_shardgate_columns`.
     fn setup() -> Connection {
@@ -1125,6 +1326,72 @@ ORDER BY 1;"#,
                 "public|t|at|1184|0|-1|8|-1|4|<NULL>|<NULL>|<NULL>|<NULL>|0|b",
                 "public|t|flag|16|0|-1|1|-1|5|<NULL>|<NULL>|<NULL>|<NULL>|0|b",
             ]
+        );
+    }
+
+    /// A table with a two-column primary key, declared after the key's columns, and a
+    /// two-column index.
+    fn setup_t2() -> Connection {
+        let conn = setup();
+        conn.execute_batch(
+            "CREATE TABLE t2 (note text, b integer, a integer, PRIMARY KEY (a, b));
+             CREATE INDEX t2_note_b ON t2 (note, b);
+             INSERT INTO _shardgate_columns VALUES
+                ('t2', 'note', 25, -1), ('t2', 'b', 23, -1), ('t2', 'a', 23, -1);",
+        )
+        .unwrap();
+        conn
+    }
+
+    #[test]
+    fn pgjdbc_get_primary_keys_matches_postgres() {
+        let conn = setup_t2();
+        // One row per key column, in key order, with its 1-based position.
+        assert_eq!(
+            run(&conn, PGJDBC_GET_PRIMARY_KEYS),
+            [
+                "<NULL>|public|t2|a|1|t2_pkey",
+                "<NULL>|public|t2|b|2|t2_pkey"
+            ]
+        );
+        let on_t = PGJDBC_GET_PRIMARY_KEYS.replace("E't2'", "E't'");
+        assert_eq!(run(&conn, &on_t), ["<NULL>|public|t|id|1|t_pkey"]);
+    }
+
+    #[test]
+    fn pgjdbc_get_index_info_matches_postgres() {
+        let conn = setup_t2();
+        // NON_UNIQUE is `NOT indisunique`, an expression, so it comes back as 0/1.
+        assert_eq!(
+            run(&conn, PGJDBC_GET_INDEX_INFO),
+            [
+                "<NULL>|public|t2|0|<NULL>|t2_pkey|3|1|a|A|-1|0|<NULL>",
+                "<NULL>|public|t2|0|<NULL>|t2_pkey|3|2|b|A|-1|0|<NULL>",
+                "<NULL>|public|t2|1|<NULL>|t2_note_b|3|1|note|A|-1|0|<NULL>",
+                "<NULL>|public|t2|1|<NULL>|t2_note_b|3|2|b|A|-1|0|<NULL>",
+            ]
+        );
+    }
+
+    #[test]
+    fn set_returning_expandarray_becomes_a_series_join() {
+        assert_eq!(
+            rewritten(
+                "SELECT (information_schema._pg_expandarray(i.indkey)).n AS k, _pg_expandarray(i.indkey) AS keys FROM pg_index i WHERE (_pg_expandarray(i.indkey)).x > 0"
+            ),
+            "SELECT _pg_expand.value AS k, pg_array_nth(i.indkey, _pg_expand.value) AS keys__x, _pg_expand.value AS keys__n FROM pg_index i, generate_series(1, cardinality(i.indkey)) AS _pg_expand WHERE pg_array_nth(i.indkey, _pg_expand.value) > 0"
+        );
+        assert_eq!(
+            rewritten("SELECT (r.keys).x, (keys).n FROM (SELECT 1) r"),
+            "SELECT r.keys__x, keys__n FROM (SELECT 1) r"
+        );
+        assert_eq!(
+            rewritten("SELECT trim(both '\"' from a), trim(leading 'x' from b), trim(c)"),
+            "SELECT trim(a, '\"'), ltrim(b, 'x'), trim(c)"
+        );
+        assert_eq!(
+            rewritten("SELECT t.opts[t.n - 1], arr[2]"),
+            "SELECT pg_array_elem(t.opts, t.n - 1), pg_array_elem(arr, 2)"
         );
     }
 

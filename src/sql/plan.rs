@@ -71,6 +71,10 @@ pub struct Plan {
     pub reads_catalog: bool,
     /// The text carries a `/* shardgate:primary */` comment: read from the primary.
     pub primary_hint: bool,
+    /// A `/* shardgate:shard=NAME */` comment: run on that shard.
+    pub shard_hint: Option<String>,
+    /// The statement as parsed (PostgreSQL), for routing across shards.
+    pub statement: Option<Arc<Statement>>,
 }
 
 impl Plan {
@@ -84,6 +88,8 @@ impl Plan {
             projection: None,
             reads_catalog: false,
             primary_hint: false,
+            shard_hint: None,
+            statement: None,
         }
     }
 
@@ -148,23 +154,31 @@ fn strip_comments(sql: &str) -> String {
     }
 }
 
+/// The text of the `/* ... */` comments in `sql`, trimmed.
+fn comments(sql: &str) -> impl Iterator<Item = &str> {
+    let mut rest = sql;
+    std::iter::from_fn(move || {
+        let start = rest.find("/*")?;
+        let after = &rest[start + 2..];
+        let end = after.find("*/")?;
+        rest = &after[end + 2..];
+        Some(after[..end].trim())
+    })
+}
+
 /// Whether a comment in `sql` says `shardgate:primary`.
 fn has_primary_hint(sql: &str) -> bool {
-    let mut rest = sql;
-    while let Some(start) = rest.find("/*") {
-        let after = &rest[start + 2..];
-        let Some(end) = after.find("*/") else {
-            return false;
-        };
-        if after[..end]
-            .trim()
-            .eq_ignore_ascii_case("shardgate:primary")
-        {
-            return true;
-        }
-        rest = &after[end + 2..];
-    }
-    false
+    comments(sql).any(|c| c.eq_ignore_ascii_case("shardgate:primary"))
+}
+
+/// The shard a `/* shardgate:shard=NAME */` comment names.
+fn shard_hint(sql: &str) -> Option<String> {
+    comments(sql).find_map(|c| {
+        let (key, value) = c.split_once('=')?;
+        key.trim()
+            .eq_ignore_ascii_case("shardgate:shard")
+            .then(|| value.trim().trim_matches(['\'', '"']).to_string())
+    })
 }
 
 /// Plans every statement of a query string.
@@ -172,6 +186,11 @@ pub fn plan_text(sql: &str, schema: &Schema) -> Vec<Plan> {
     let mut plans = plan_statements(sql, schema);
     if has_primary_hint(sql) {
         plans.iter_mut().for_each(|p| p.primary_hint = true);
+    }
+    if let Some(shard) = shard_hint(sql) {
+        plans
+            .iter_mut()
+            .for_each(|p| p.shard_hint = Some(shard.clone()));
     }
     plans
 }
@@ -508,6 +527,7 @@ fn plan_statement(stmt: Statement, schema: &Schema) -> Plan {
     if let Err(error) = name_insert_columns(&mut stmt, schema) {
         return Plan::refuse(error);
     }
+    let parsed = Arc::new(stmt.clone());
     match rewrite(stmt, catalog) {
         Ok(rewritten) => Plan {
             action: Action::Execute,
@@ -518,6 +538,8 @@ fn plan_statement(stmt: Statement, schema: &Schema) -> Plan {
             projection,
             reads_catalog: catalog,
             primary_hint: false,
+            shard_hint: None,
+            statement: Some(parsed),
         },
         Err(error) => Plan::refuse(error),
     }
@@ -590,6 +612,12 @@ mod tests {
         assert!(plan("/* shardgate:primary */ SELECT 1")[0].primary_hint);
         assert!(plan("SELECT 1 /* shardgate:Primary */")[0].primary_hint);
         assert!(!plan("SELECT '/* shardgate:primary'")[0].primary_hint);
+        assert_eq!(
+            plan("/* shardgate:shard=shard-2 */ SELECT 1")[0]
+                .shard_hint
+                .as_deref(),
+            Some("shard-2")
+        );
         assert_eq!(
             plan("BEGIN ISOLATION LEVEL SERIALIZABLE")[0].action,
             Action::Transaction(TxnOp::Begin { read_only: false })

@@ -1841,6 +1841,18 @@ fn register_functions(conn: &Connection, info: &ServerInfo) -> rusqlite::Result<
             .and_then(|p| items.get(p).cloned())
             .flatten())
     })?;
+    // The element at a 1-based position, for arrays and 0-based vectors alike
+    // (`_pg_expandarray(arr)` is rewritten to this).
+    conn.create_scalar_function("pg_array_nth", 2, det, |ctx| {
+        let (Some(array), Some(position)) = (arg_text(ctx, 0), arg_int(ctx, 1)) else {
+            return Ok(None);
+        };
+        let (items, _) = parse_array(&array);
+        Ok(usize::try_from(position - 1)
+            .ok()
+            .and_then(|p| items.get(p).cloned())
+            .flatten())
+    })?;
     conn.create_scalar_function("array_position", -1, det, |ctx| {
         let (Some(array), Some(needle)) = (arg_text(ctx, 0), arg_text(ctx, 1)) else {
             return Ok(None);
@@ -2292,6 +2304,15 @@ mod tests {
                         array_upper('{1,2,3}', 1)"
             ),
             ["10 bytes|10 kB|118 MB|a, b|a,*|1|0|y|5|2|3"]
+        );
+        // pg_array_nth is 1-based for arrays and vectors alike; out of range is NULL.
+        assert_eq!(
+            strings(
+                &conn,
+                "SELECT pg_array_nth('{x,y}', 2), pg_array_nth('5 6', 1), pg_array_nth('5 6', 2),
+                        coalesce(pg_array_nth('5 6', 3), 'null'), coalesce(pg_array_nth('5', 0), 'null')"
+            ),
+            ["y|5|6|null|null"]
         );
     }
 

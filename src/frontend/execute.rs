@@ -1,0 +1,569 @@
+//! Running a planned statement where the router sends it: on one shard (its primary or a
+//! replica), on several shards (a write on all of them together, a read merged), or split by
+//! rows; inside a transaction, on the connections the transaction holds.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use rusqlite::types::Value;
+
+use super::Shared;
+use super::query::{Outcome, ResultColumn, result_columns};
+use super::session::{Session, SessionState, Txn, TxnState};
+use crate::error::Error;
+use crate::router::sharding::Route;
+use crate::router::{ReadFrom, ReadTarget};
+use crate::sql::error::SqlError;
+use crate::sql::plan::Plan;
+use crate::storage::{
+    Backend, BackendSession, ExecOutput, ExecRequest, Intent, Params, StorageError,
+    StorageErrorKind,
+};
+
+/// `SET shardgate.shard = 'name'`: run this session's statements on that shard.
+pub const SHARD_SETTING: &str = "shardgate.shard";
+
+fn request_for(plan: &Plan, params: Vec<Value>) -> ExecRequest {
+    ExecRequest {
+        statements: plan
+            .rewritten
+            .statements
+            .iter()
+            .map(|s| Arc::from(s.as_str()))
+            .collect(),
+        params: Params::One(params),
+        catalog: plan.rewritten.catalog.clone(),
+        changes_schema: plan.rewritten.changes_schema,
+        reads_catalog: plan.reads_catalog,
+    }
+}
+
+/// The outputs of one statement on several shards as one: rows concatenated, counts summed.
+fn concatenate(outputs: Vec<ExecOutput>) -> ExecOutput {
+    let mut merged = ExecOutput::default();
+    for output in outputs {
+        if merged.columns.is_empty() {
+            merged.columns = output.columns;
+        }
+        merged.rows.extend(output.rows);
+        merged.changes += output.changes;
+    }
+    merged
+}
+
+fn creates_virtual_table(plan: &Plan) -> bool {
+    plan.rewritten.statements.iter().any(|sql| {
+        let words: Vec<String> = sql
+            .split_whitespace()
+            .take(2)
+            .map(str::to_ascii_lowercase)
+            .collect();
+        words.len() == 2 && words[0] == "create" && words[1] == "virtual"
+    })
+}
+
+fn command_tag(plan: &Plan, output: &ExecOutput) -> pgwire::api::results::Tag {
+    use pgwire::api::results::Tag;
+    let rows = output.changes as usize;
+    match plan.tag.as_str() {
+        "INSERT" => Tag::new("INSERT").with_oid(0).with_rows(rows),
+        "UPDATE" | "DELETE" | "SELECT" | "COPY" => Tag::new(&plan.tag).with_rows(rows),
+        other => Tag::new(other),
+    }
+}
+
+impl Shared {
+    /// A write committed on `shard` at `lsn` (if it was logged): remember it for the
+    /// session's read-your-writes and wait for the acknowledgements the replication mode asks
+    /// for.
+    pub async fn acknowledge_write(&self, session: &Session, shard: usize, lsn: Option<u64>) {
+        if let (Some(lsn), Some(last), Some(target)) = (
+            lsn,
+            session.last_write_lsn.get(shard),
+            self.router.shards.get(shard),
+        ) {
+            last.fetch_max(lsn, Ordering::AcqRel);
+            target.acknowledge(lsn).await;
+        }
+    }
+
+    fn read_from(plan: &Plan, state: &SessionState) -> ReadFrom {
+        if plan.primary_hint {
+            return ReadFrom::Primary;
+        }
+        state
+            .settings
+            .get(ReadFrom::SETTING)
+            .and_then(ReadFrom::parse)
+            .unwrap_or(ReadFrom::Auto)
+    }
+
+    /// The shard a hint names (comment first, then the session setting).
+    fn hinted_shard(&self, plan: &Plan, state: &SessionState) -> Result<Option<usize>, Error> {
+        let hint = plan.shard_hint.clone().or_else(|| {
+            state
+                .settings
+                .get(SHARD_SETTING)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        });
+        let Some(name) = hint else {
+            return Ok(None);
+        };
+        self.router.shard_index(&name).map(Some).ok_or_else(|| {
+            SqlError::InvalidParameter(format!("there is no shard named {name:?}")).into()
+        })
+    }
+
+    /// Where a plan runs, given its bound parameters.
+    pub fn route(
+        &self,
+        plan: &Plan,
+        params: &[Value],
+        state: &SessionState,
+    ) -> Result<Route, Error> {
+        if let Some(shard) = self.hinted_shard(plan, state)? {
+            return Ok(Route::One(shard));
+        }
+        let Some(sharding) = &self.router.sharding else {
+            return Ok(Route::One(0));
+        };
+        if plan.reads_catalog {
+            return Ok(Route::One(0));
+        }
+        let all = || (0..self.router.shards.len()).collect::<Vec<_>>();
+        match &plan.statement {
+            Some(stmt) => {
+                Ok(sharding.route(stmt, params, &self.backend.schema(), plan.is_write)?)
+            }
+            None if plan.rewritten.changes_schema => Ok(Route::Many(all())),
+            None if plan.is_write => Err(SqlError::Unsupported(
+                "a statement shardgate cannot parse cannot be routed across shards".into(),
+            )
+            .into()),
+            None => Ok(Route::One(0)),
+        }
+    }
+
+    /// Runs an `Action::Execute` plan.
+    pub(super) async fn execute_plan(
+        &self,
+        session: &Session,
+        state: &mut SessionState,
+        plan: &Plan,
+        params: Vec<Value>,
+    ) -> Result<Outcome, Error> {
+        if self.router.shards.iter().any(|s| s.replication.is_some()) && creates_virtual_table(plan)
+        {
+            return Err(SqlError::Unsupported(
+                "virtual tables cannot be replicated, and this shard has replicas".into(),
+            )
+            .into());
+        }
+        let route = self.route(plan, &params, state)?;
+        let read_from = Self::read_from(plan, state);
+        let result = match (&mut state.txn, route) {
+            (TxnState::Active(txn), route) => {
+                self.execute_in_txn(session, txn, plan, params, route).await
+            }
+            (_, Route::One(shard)) => {
+                self.execute_on_shard(session, shard, read_from, plan, params)
+                    .await
+            }
+            (_, route) if plan.is_write => self.execute_across(session, plan, params, route).await,
+            (_, Route::Many(shards)) => {
+                self.scatter(session, &shards, read_from, plan, params)
+                    .await
+            }
+            (_, Route::Split(_)) => {
+                Err(SqlError::Unsupported("a read cannot be split by rows".into()).into())
+            }
+        };
+        if plan.rewritten.changes_schema {
+            self.plans.invalidate();
+        }
+        let output = match result {
+            Ok(output) => output,
+            Err(e) => {
+                if let TxnState::Active(txn) = state.txn.take() {
+                    state.txn = TxnState::Failed(txn);
+                }
+                return Err(e);
+            }
+        };
+        let tag = command_tag(plan, &output);
+        if output.columns.is_empty() {
+            return Ok(Outcome::Command(tag));
+        }
+        let columns: Vec<ResultColumn> = result_columns(
+            &output.columns,
+            plan.projection.as_deref(),
+            &self.backend.schema(),
+        );
+        let tag_text = pgwire::messages::response::CommandComplete::from(tag).tag;
+        Ok(Outcome::Rows {
+            columns,
+            rows: output.rows,
+            tag: tag_text,
+        })
+    }
+
+    /// One statement, one shard, no transaction.
+    async fn execute_on_shard(
+        &self,
+        session: &Session,
+        shard: usize,
+        read_from: ReadFrom,
+        plan: &Plan,
+        params: Vec<Value>,
+    ) -> Result<ExecOutput, Error> {
+        let request = request_for(plan, params);
+        let target = &self.router.shards[shard];
+        // The emulated catalog is rebuilt in place, which a query_only read connection
+        // refuses: catalog reads use the writer.
+        if !(plan.is_write || plan.reads_catalog) {
+            return Ok(self
+                .execute_read(session, shard, read_from, request)
+                .await?);
+        }
+        if plan.is_write {
+            target.primary_writes.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut backend = target.primary.session(Intent::Write).await?;
+        let output = backend.execute(request, &session.canceller).await;
+        // The writer is free for others while replicas acknowledge.
+        drop(backend);
+        let output = output?;
+        self.acknowledge_write(session, shard, output.lsn).await;
+        Ok(output)
+    }
+
+    /// Runs a read outside a transaction on `shard`, where its router sends it. A replica
+    /// whose file fails is taken out of rotation and the read is answered by the primary.
+    async fn execute_read(
+        &self,
+        session: &Session,
+        shard: usize,
+        read_from: ReadFrom,
+        request: ExecRequest,
+    ) -> Result<ExecOutput, StorageError> {
+        let target = &self.router.shards[shard];
+        let last_write = session
+            .last_write_lsn
+            .get(shard)
+            .map_or(0, |l| l.load(Ordering::Acquire));
+        if let ReadTarget::Replica(replica, backend) = target.read_target(last_write, read_from) {
+            let attempt = async {
+                let mut connection = backend.session(Intent::Read).await?;
+                connection
+                    .execute(request.clone(), &session.canceller)
+                    .await
+            };
+            match attempt.await {
+                Ok(output) => {
+                    replica.reads.fetch_add(1, Ordering::Relaxed);
+                    return Ok(output);
+                }
+                Err(e) if e.kind == StorageErrorKind::Corrupt => {
+                    replica.request_rebuild(format!("{}: {e}", crate::replication::READ_FAILED));
+                }
+                Err(e) if e.kind.is_file_failure() => {
+                    replica.errors.fetch_add(1, Ordering::Relaxed);
+                    replica.mark_unhealthy(format!("{}: {e}", crate::replication::READ_FAILED));
+                }
+                // A replica that has not applied the latest DDL yet may lack the table or
+                // column the primary has: the primary answers.
+                Err(e)
+                    if matches!(
+                        e.kind,
+                        StorageErrorKind::UndefinedTable | StorageErrorKind::UndefinedColumn
+                    ) && target.is_behind(&replica) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        target.primary_reads.fetch_add(1, Ordering::Relaxed);
+        let mut connection = target.primary.session(Intent::Read).await?;
+        connection.execute(request, &session.canceller).await
+    }
+
+    /// A read over several shards, outside a transaction: run everywhere at once, merge.
+    async fn scatter(
+        &self,
+        session: &Session,
+        shards: &[usize],
+        read_from: ReadFrom,
+        plan: &Plan,
+        params: Vec<Value>,
+    ) -> Result<ExecOutput, Error> {
+        let merge = super::merge::MergePlan::for_plan(plan)?;
+        let request = merge.shard_request(plan, params)?;
+        let runs = shards.iter().map(|&shard| {
+            let request = request.clone();
+            async move {
+                self.execute_read(session, shard, read_from, request)
+                    .await
+                    .map_err(|e| self.on_shard(shard, e))
+            }
+        });
+        let outputs = futures::future::try_join_all(runs).await?;
+        Ok(merge.merge(outputs)?)
+    }
+
+    /// Names the shard in an error from it; a partial result is never returned.
+    fn on_shard(&self, shard: usize, e: StorageError) -> StorageError {
+        let name = self
+            .router
+            .shards
+            .get(shard)
+            .map_or("?", |s| s.name.as_str());
+        if self.router.shards.len() == 1 {
+            return e;
+        }
+        StorageError::new(e.kind, format!("shard {name}: {}", e.message))
+    }
+
+    /// A write over several shards outside a client transaction: every shard executes it in
+    /// its own transaction, and only when all succeeded do they commit.
+    async fn execute_across(
+        &self,
+        session: &Session,
+        plan: &Plan,
+        params: Vec<Value>,
+        route: Route,
+    ) -> Result<ExecOutput, Error> {
+        let mut txn = Txn::new(false, true);
+        match self
+            .execute_in_txn(session, &mut txn, plan, params, route)
+            .await
+        {
+            Ok(output) => {
+                self.commit_txn(session, txn).await?;
+                Ok(output)
+            }
+            Err(e) => {
+                self.rollback_txn(session, txn).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The transaction's connection to `shard`, joined (BEGIN, savepoints) on first use.
+    pub(super) async fn txn_session<'t>(
+        &self,
+        session: &Session,
+        txn: &'t mut Txn,
+        shard: usize,
+        writes: bool,
+    ) -> Result<&'t mut Box<dyn BackendSession>, Error> {
+        if writes {
+            match txn.wrote_on {
+                Some(other) if other != shard && !txn.spans_shards => {
+                    return Err(SqlError::Unsupported(format!(
+                        "this transaction wrote on shard {} and would now write on shard {}; a transaction may write on one shard only (no atomic cross-shard commit yet)",
+                        self.router.shards[other].name, self.router.shards[shard].name
+                    ))
+                    .into());
+                }
+                None => txn.wrote_on = Some(shard),
+                _ => {}
+            }
+            self.router.shards[shard]
+                .primary_writes
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        let existing = txn.sessions.iter().position(|(s, _)| *s == shard);
+        let position = match existing {
+            Some(position) => position,
+            None => {
+                let target = &self.router.shards[shard];
+                let mut backend = if txn.read_only {
+                    let last_write = session
+                        .last_write_lsn
+                        .get(shard)
+                        .map_or(0, |l| l.load(Ordering::Acquire));
+                    match target.read_target(last_write, ReadFrom::Auto) {
+                        ReadTarget::Replica(replica, backend) => {
+                            replica.reads.fetch_add(1, Ordering::Relaxed);
+                            backend.session(Intent::Read).await?
+                        }
+                        ReadTarget::Primary => target.primary.session(Intent::Read).await?,
+                    }
+                } else {
+                    target.primary.session(Intent::Write).await?
+                };
+                backend.begin(&session.canceller).await?;
+                let savepoints = txn.savepoints.clone();
+                for name in &savepoints {
+                    backend
+                        .execute(
+                            ExecRequest::sql(savepoint_sql("SAVEPOINT", name)),
+                            &session.canceller,
+                        )
+                        .await?;
+                }
+                txn.sessions.push((shard, backend));
+                txn.sessions.len() - 1
+            }
+        };
+        Ok(&mut txn.sessions[position].1)
+    }
+
+    /// Runs a plan inside `txn` on the shards of `route`.
+    async fn execute_in_txn(
+        &self,
+        session: &Session,
+        txn: &mut Txn,
+        plan: &Plan,
+        params: Vec<Value>,
+        route: Route,
+    ) -> Result<ExecOutput, Error> {
+        let writes = plan.is_write;
+        match route {
+            Route::One(shard) => {
+                let backend = self.txn_session(session, txn, shard, writes).await?;
+                Ok(backend
+                    .execute(request_for(plan, params), &session.canceller)
+                    .await
+                    .map_err(|e| self.on_shard(shard, e))?)
+            }
+            Route::Many(shards) if writes => {
+                let mut outputs = Vec::with_capacity(shards.len());
+                for shard in shards {
+                    let backend = self.txn_session(session, txn, shard, true).await?;
+                    outputs.push(
+                        backend
+                            .execute(request_for(plan, params.clone()), &session.canceller)
+                            .await
+                            .map_err(|e| self.on_shard(shard, e))?,
+                    );
+                }
+                Ok(concatenate(outputs))
+            }
+            Route::Many(shards) => {
+                let merge = super::merge::MergePlan::for_plan(plan)?;
+                let request = merge.shard_request(plan, params)?;
+                let mut outputs = Vec::with_capacity(shards.len());
+                for shard in shards {
+                    let backend = self.txn_session(session, txn, shard, false).await?;
+                    outputs.push(
+                        backend
+                            .execute(request.clone(), &session.canceller)
+                            .await
+                            .map_err(|e| self.on_shard(shard, e))?,
+                    );
+                }
+                Ok(merge.merge(outputs)?)
+            }
+            Route::Split(parts) => {
+                let schema = self.backend.schema();
+                let mut outputs = Vec::with_capacity(parts.len());
+                for (shard, sql) in parts {
+                    let plans = self.plans.plan(&sql, &schema);
+                    let [part] = &plans[..] else {
+                        return Err(
+                            SqlError::Syntax("a split INSERT did not re-plan".into()).into()
+                        );
+                    };
+                    let backend = self.txn_session(session, txn, shard, true).await?;
+                    outputs.push(
+                        backend
+                            .execute(request_for(part, params.clone()), &session.canceller)
+                            .await
+                            .map_err(|e| self.on_shard(shard, e))?,
+                    );
+                }
+                Ok(concatenate(outputs))
+            }
+        }
+    }
+
+    /// Commits every shard of a transaction. The shard that was written commits first; if a
+    /// later commit fails, the shards before it stay committed and the error says so.
+    pub async fn commit_txn(&self, session: &Session, mut txn: Txn) -> Result<(), Error> {
+        if let Some(wrote) = txn.wrote_on
+            && let Some(position) = txn.sessions.iter().position(|(s, _)| *s == wrote)
+        {
+            let first = txn.sessions.remove(position);
+            txn.sessions.insert(0, first);
+        }
+        let mut committed = Vec::new();
+        let mut sessions = std::mem::take(&mut txn.sessions).into_iter();
+        for (shard, mut backend) in sessions.by_ref() {
+            match backend.commit(&session.canceller).await {
+                Ok(lsn) => committed.push((shard, lsn)),
+                Err(e) => {
+                    // Dropping the rest rolls them back.
+                    let done: Vec<&str> = committed
+                        .iter()
+                        .map(|(s, _)| self.router.shards[*s].name.as_str())
+                        .collect();
+                    let e = self.on_shard(shard, e);
+                    return Err(if done.is_empty() {
+                        e.into()
+                    } else {
+                        StorageError::new(
+                            e.kind,
+                            format!("{} (already committed on {})", e.message, done.join(", ")),
+                        )
+                        .into()
+                    });
+                }
+            }
+        }
+        // The writers are free for others while replicas acknowledge.
+        drop(sessions);
+        for (shard, lsn) in committed {
+            self.acknowledge_write(session, shard, lsn).await;
+        }
+        Ok(())
+    }
+
+    pub async fn rollback_txn(&self, session: &Session, txn: Txn) {
+        for (_, mut backend) in txn.sessions {
+            if let Err(e) = backend.rollback(&session.canceller).await {
+                tracing::warn!("rollback failed: {e}");
+            }
+        }
+    }
+
+    /// SAVEPOINT, RELEASE or ROLLBACK TO on every shard the transaction holds.
+    pub async fn savepoint_everywhere(
+        &self,
+        session: &Session,
+        txn: &mut Txn,
+        command: &'static str,
+        name: &str,
+    ) -> Result<(), Error> {
+        for (shard, backend) in txn.sessions.iter_mut() {
+            backend
+                .execute(
+                    ExecRequest::sql(savepoint_sql(command, name)),
+                    &session.canceller,
+                )
+                .await
+                .map_err(|e| self.on_shard(*shard, e))?;
+        }
+        match command {
+            "SAVEPOINT" => txn.savepoints.push(name.to_string()),
+            _ => {
+                let keep = txn
+                    .savepoints
+                    .iter()
+                    .rposition(|s| s == name)
+                    .map_or(0, |i| {
+                        if command == "RELEASE SAVEPOINT" {
+                            i
+                        } else {
+                            i + 1
+                        }
+                    });
+                txn.savepoints.truncate(keep);
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn savepoint_sql(command: &str, name: &str) -> String {
+    format!("{command} \"{}\"", name.replace('"', "\"\""))
+}

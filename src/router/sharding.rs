@@ -1,0 +1,732 @@
+//! Which shards a statement touches: the shard key found in the parsed statement (INSERT
+//! values, `WHERE key = ...`, `IN`, `AND`/`OR`, and for the range strategy `BETWEEN`, `<`,
+//! `>`), bound parameters included. What cannot be answered correctly across shards is refused
+//! with the reason; what cannot be narrowed goes to every shard that may hold rows.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use rusqlite::types::Value;
+use sqlparser::ast::{
+    BinaryOperator, Expr, FromTable, ObjectName, Query, SetExpr, Statement, TableFactor,
+    TableObject, TableWithJoins, UnaryOperator, Value as SqlValue, Visit, Visitor,
+};
+
+use super::placement::{Placement, PlacementError, ShardKey};
+use crate::config::{ShardConfig, ShardingConfig, ShardingStrategy};
+use crate::sql::error::SqlError;
+use crate::sql::rewrite::name_text;
+use crate::storage::Schema;
+
+/// Where a statement runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// One shard runs it as planned.
+    One(usize),
+    /// Each of these shards runs it: a write on all of them together, a read merged.
+    Many(Vec<usize>),
+    /// An INSERT whose rows belong to several shards: each shard's own statement text.
+    Split(Vec<(usize, String)>),
+}
+
+/// The sharding layout of the cluster.
+pub struct Sharding {
+    pub strategy: ShardingStrategy,
+    pub placement: Placement,
+    /// Sharded table → key column (lower case).
+    keys: HashMap<String, String>,
+    reference: HashSet<String>,
+    pub shard_names: Vec<String>,
+}
+
+fn unsupported(reason: impl Into<String>) -> SqlError {
+    SqlError::Unsupported(reason.into())
+}
+
+fn lower_name(name: &ObjectName) -> String {
+    name_text(name).to_ascii_lowercase()
+}
+
+/// Tables named in a FROM list: (table, alias or table name).
+fn from_tables(from: &[TableWithJoins], out: &mut Vec<(String, String)>) -> bool {
+    let mut simple = true;
+    let mut add = |factor: &TableFactor, out: &mut Vec<(String, String)>| match factor {
+        TableFactor::Table { name, alias, .. } => {
+            let table = lower_name(name);
+            let alias = alias
+                .as_ref()
+                .map(|a| a.name.value.to_ascii_lowercase())
+                .unwrap_or_else(|| table.clone());
+            out.push((table, alias));
+        }
+        _ => simple = false,
+    };
+    for item in from {
+        add(&item.relation, out);
+        for join in &item.joins {
+            add(&join.relation, out);
+        }
+    }
+    simple
+}
+
+/// Every relation named anywhere in a statement, subqueries included.
+fn all_relations(stmt: &Statement) -> HashSet<String> {
+    struct Relations(HashSet<String>);
+    impl Visitor for Relations {
+        type Break = ();
+        fn pre_visit_relation(&mut self, relation: &ObjectName) -> std::ops::ControlFlow<()> {
+            self.0.insert(lower_name(relation));
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+    let mut relations = Relations(HashSet::new());
+    let _ = stmt.visit(&mut relations);
+    relations.0
+}
+
+/// Whether an expression holds a subquery.
+fn has_subquery(expr: &Expr) -> bool {
+    struct Finder(bool);
+    impl Visitor for Finder {
+        type Break = ();
+        fn pre_visit_query(&mut self, _: &Query) -> std::ops::ControlFlow<()> {
+            self.0 = true;
+            std::ops::ControlFlow::Break(())
+        }
+    }
+    let mut finder = Finder(false);
+    let _ = expr.visit(&mut finder);
+    finder.0
+}
+
+/// A literal or bound parameter as a key value.
+fn key_value(expr: &Expr, params: &[Value], integer: bool) -> Option<ShardKey> {
+    let raw = match expr {
+        Expr::Nested(inner) => return key_value(inner, params, integer),
+        Expr::Cast { expr, .. } => return key_value(expr, params, integer),
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => match key_value(expr, params, integer)? {
+            ShardKey::Int(i) => return Some(ShardKey::Int(i.checked_neg()?)),
+            ShardKey::Text(t) => ShardKey::Text(format!("-{t}")),
+        },
+        Expr::Value(v) => match &v.value {
+            SqlValue::Number(n, _) => match n.parse::<i64>() {
+                Ok(i) => ShardKey::Int(i),
+                Err(_) => ShardKey::Text(n.clone()),
+            },
+            SqlValue::SingleQuotedString(s) | SqlValue::EscapedStringLiteral(s) => {
+                ShardKey::Text(s.clone())
+            }
+            SqlValue::Placeholder(p) => {
+                let index: usize = p.strip_prefix('$')?.parse().ok()?;
+                match params.get(index.checked_sub(1)?)? {
+                    Value::Integer(i) => ShardKey::Int(*i),
+                    Value::Text(t) => ShardKey::Text(t.clone()),
+                    Value::Real(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
+                        ShardKey::Int(*f as i64)
+                    }
+                    _ => return None,
+                }
+            }
+            _ => return None,
+        },
+        _ => return None,
+    };
+    // A key sent as '42' for an integer key column is the integer 42.
+    Some(match raw {
+        ShardKey::Text(t) if integer => match t.trim().parse::<i64>() {
+            Ok(i) => ShardKey::Int(i),
+            Err(_) => ShardKey::Text(t),
+        },
+        other => other,
+    })
+}
+
+/// What the WHERE clause says about the shards, for the sharded tables in scope.
+struct KeyScope<'a> {
+    sharding: &'a Sharding,
+    /// alias → key column of the sharded tables in the FROM list.
+    keyed: HashMap<String, String>,
+    integer_keys: bool,
+    params: &'a [Value],
+}
+
+impl KeyScope<'_> {
+    fn is_key(&self, expr: &Expr) -> bool {
+        match expr {
+            Expr::Nested(inner) => self.is_key(inner),
+            Expr::Identifier(ident) => {
+                let column = ident.value.to_ascii_lowercase();
+                self.keyed.values().any(|key| *key == column)
+            }
+            Expr::CompoundIdentifier(parts) => match parts.as_slice() {
+                [.., table, column] => self
+                    .keyed
+                    .get(&table.value.to_ascii_lowercase())
+                    .is_some_and(|key| key.eq_ignore_ascii_case(&column.value)),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    fn value(&self, expr: &Expr) -> Option<ShardKey> {
+        key_value(expr, self.params, self.integer_keys)
+    }
+
+    fn shard_of(&self, expr: &Expr) -> Result<Option<BTreeSet<usize>>, SqlError> {
+        let key = match self.value(expr) {
+            Some(key) => key,
+            None => return Ok(None),
+        };
+        match self.sharding.placement.shard_for(&key) {
+            Ok(shard) => Ok(Some(BTreeSet::from([shard]))),
+            // A key outside every range matches no row.
+            Err(PlacementError::OutsideRanges(_)) => Ok(Some(BTreeSet::new())),
+            Err(e) => Err(unsupported(e.to_string())),
+        }
+    }
+
+    fn bound(&self, expr: &Expr) -> Option<i64> {
+        match self.value(expr)? {
+            ShardKey::Int(i) => Some(i),
+            ShardKey::Text(_) => None,
+        }
+    }
+
+    fn range(&self, low: Option<i64>, high: Option<i64>) -> Option<BTreeSet<usize>> {
+        (self.sharding.strategy == ShardingStrategy::Range).then(|| {
+            self.sharding
+                .placement
+                .shards_for_range(low, high, self.sharding.shard_names.len())
+                .into_iter()
+                .collect()
+        })
+    }
+
+    /// The shards rows satisfying `expr` can be on; `None` when it does not say.
+    fn shards(&self, expr: &Expr) -> Result<Option<BTreeSet<usize>>, SqlError> {
+        Ok(match expr {
+            Expr::Nested(inner) => self.shards(inner)?,
+            Expr::BinaryOp { left, op, right } => match op {
+                BinaryOperator::And => match (self.shards(left)?, self.shards(right)?) {
+                    (Some(a), Some(b)) => Some(a.intersection(&b).copied().collect()),
+                    (Some(a), None) | (None, Some(a)) => Some(a),
+                    (None, None) => None,
+                },
+                BinaryOperator::Or => match (self.shards(left)?, self.shards(right)?) {
+                    (Some(a), Some(b)) => Some(a.union(&b).copied().collect()),
+                    _ => None,
+                },
+                BinaryOperator::Eq if self.is_key(left) => self.shard_of(right)?,
+                BinaryOperator::Eq if self.is_key(right) => self.shard_of(left)?,
+                BinaryOperator::Gt | BinaryOperator::GtEq if self.is_key(left) => self
+                    .bound(right)
+                    .and_then(|low| self.range(Some(low), None)),
+                BinaryOperator::Lt | BinaryOperator::LtEq if self.is_key(left) => self
+                    .bound(right)
+                    .and_then(|high| self.range(None, Some(high))),
+                BinaryOperator::Gt | BinaryOperator::GtEq if self.is_key(right) => self
+                    .bound(left)
+                    .and_then(|high| self.range(None, Some(high))),
+                BinaryOperator::Lt | BinaryOperator::LtEq if self.is_key(right) => {
+                    self.bound(left).and_then(|low| self.range(Some(low), None))
+                }
+                _ => None,
+            },
+            Expr::In {
+                expr,
+                target: sqlparser::ast::InTarget::List(list),
+                negated: false,
+                ..
+            } if self.is_key(expr) => {
+                let mut all = BTreeSet::new();
+                for item in list {
+                    match self.shard_of(item)? {
+                        Some(shards) => all.extend(shards),
+                        None => return Ok(None),
+                    }
+                }
+                Some(all)
+            }
+            Expr::Between {
+                expr,
+                negated: false,
+                low,
+                high,
+            } if self.is_key(expr) => match (self.bound(low), self.bound(high)) {
+                (Some(low), Some(high)) => self.range(Some(low), Some(high)),
+                _ => None,
+            },
+            _ => None,
+        })
+    }
+}
+
+impl Sharding {
+    pub fn new(config: &ShardingConfig, shards: &[ShardConfig]) -> Sharding {
+        let shard_names: Vec<String> = shards.iter().map(|s| s.name.clone()).collect();
+        let placement = match config.strategy {
+            ShardingStrategy::Hash => Placement::Hash {
+                shards: shards.len(),
+            },
+            ShardingStrategy::ConsistentHash => {
+                Placement::consistent_hash(&shard_names, config.virtual_nodes)
+            }
+            ShardingStrategy::Range => Placement::Range {
+                ranges: shards
+                    .iter()
+                    .map(|s| s.key_range.unwrap_or((i64::MAX, i64::MIN)))
+                    .collect(),
+            },
+        };
+        Sharding {
+            strategy: config.strategy,
+            placement,
+            keys: config.tables.iter().cloned().collect(),
+            reference: config.reference_tables.iter().cloned().collect(),
+            shard_names,
+        }
+    }
+
+    pub fn shard_index(&self, name: &str) -> Option<usize> {
+        self.shard_names.iter().position(|n| n == name)
+    }
+
+    pub fn is_reference(&self, table: &str) -> bool {
+        self.reference.contains(table)
+    }
+
+    pub fn key_of(&self, table: &str) -> Option<&str> {
+        self.keys.get(table).map(String::as_str)
+    }
+
+    fn all(&self) -> Vec<usize> {
+        (0..self.shard_names.len()).collect()
+    }
+
+    fn integer_key(schema: &Schema, table: &str, key: &str) -> bool {
+        schema
+            .column_type(table, key)
+            .is_some_and(|t| t.pg.integer_range().is_some())
+    }
+
+    fn names(&self, shards: &BTreeSet<usize>) -> String {
+        shards
+            .iter()
+            .map(|i| self.shard_names[*i].as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Routes a parsed statement. `is_write` is the planner's classification.
+    pub fn route(
+        &self,
+        stmt: &Statement,
+        params: &[Value],
+        schema: &Schema,
+        is_write: bool,
+    ) -> Result<Route, SqlError> {
+        match stmt {
+            Statement::Insert(insert) => self.route_insert(insert, params, schema),
+            Statement::Query(query) => self.route_query(stmt, query, params, schema, is_write),
+            Statement::Update(update) => {
+                let mut tables = Vec::new();
+                from_tables(std::slice::from_ref(&update.table), &mut tables);
+                if update.from.is_some() {
+                    self.refuse_sharded(&tables, "UPDATE ... FROM")?;
+                }
+                let route = self.route_filtered(
+                    stmt,
+                    &tables,
+                    update.selection.as_ref(),
+                    params,
+                    schema,
+                    true,
+                )?;
+                self.check_key_update(&tables, update, &route, params, schema)?;
+                Ok(route)
+            }
+            Statement::Delete(delete) => {
+                let from = match &delete.from {
+                    FromTable::WithFromKeyword(f) | FromTable::WithoutKeyword(f) => f,
+                };
+                let mut tables = Vec::new();
+                from_tables(from, &mut tables);
+                if delete.using.is_some() {
+                    self.refuse_sharded(&tables, "DELETE ... USING")?;
+                }
+                self.route_filtered(
+                    stmt,
+                    &tables,
+                    delete.selection.as_ref(),
+                    params,
+                    schema,
+                    true,
+                )
+            }
+            // Schema changes and everything else that writes reach every shard, so that every
+            // shard has the same schema; session-free reads go to the first.
+            _ if is_write => Ok(Route::Many(self.all())),
+            _ => Ok(Route::One(0)),
+        }
+    }
+
+    fn refuse_sharded(&self, tables: &[(String, String)], form: &str) -> Result<(), SqlError> {
+        match tables.iter().find(|(t, _)| self.keys.contains_key(t)) {
+            Some((table, _)) => Err(unsupported(format!(
+                "{form} on sharded table {table} is not supported across shards"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    fn route_insert(
+        &self,
+        insert: &sqlparser::ast::Insert,
+        params: &[Value],
+        schema: &Schema,
+    ) -> Result<Route, SqlError> {
+        let TableObject::TableName(name) = &insert.table else {
+            return Ok(Route::One(0));
+        };
+        let table = lower_name(name);
+        if self.reference.contains(&table) {
+            return Ok(Route::Many(self.all()));
+        }
+        let Some(key) = self.keys.get(&table) else {
+            return Ok(Route::One(0));
+        };
+        let columns: Vec<String> = if insert.columns.is_empty() {
+            schema
+                .table(&table)
+                .map(|t| {
+                    t.columns
+                        .iter()
+                        .map(|c| c.name.to_ascii_lowercase())
+                        .collect()
+                })
+                .unwrap_or_default()
+        } else {
+            insert.columns.iter().map(lower_name).collect()
+        };
+        let missing_key = || {
+            unsupported(format!(
+                "an INSERT into sharded table {table} must give its shard key {key} as a value"
+            ))
+        };
+        let position = columns
+            .iter()
+            .position(|c| c == key)
+            .ok_or_else(missing_key)?;
+        let Some(SetExpr::Values(values)) = insert.source.as_ref().map(|q| q.body.as_ref()) else {
+            return Err(unsupported(format!(
+                "INSERT ... SELECT into sharded table {table} is not supported across shards"
+            )));
+        };
+        let integer = Self::integer_key(schema, &table, key);
+        let mut by_shard: Vec<(usize, Vec<usize>)> = Vec::new();
+        for (row_index, row) in values.rows.iter().enumerate() {
+            let value = row
+                .get(position)
+                .and_then(|e| key_value(e, params, integer))
+                .ok_or_else(missing_key)?;
+            let shard = self
+                .placement
+                .shard_for(&value)
+                .map_err(|e| unsupported(e.to_string()))?;
+            match by_shard.iter_mut().find(|(s, _)| *s == shard) {
+                Some((_, rows)) => rows.push(row_index),
+                None => by_shard.push((shard, vec![row_index])),
+            }
+        }
+        match by_shard.as_slice() {
+            [] => Ok(Route::One(0)),
+            [(shard, _)] => Ok(Route::One(*shard)),
+            _ => Ok(Route::Split(
+                by_shard
+                    .into_iter()
+                    .map(|(shard, rows)| {
+                        let mut part = insert.clone();
+                        if let Some(source) = part.source.as_mut()
+                            && let SetExpr::Values(values) = source.body.as_mut()
+                        {
+                            values.rows = rows
+                                .iter()
+                                .filter_map(|i| values.rows.get(*i).cloned())
+                                .collect();
+                        }
+                        (shard, Statement::Insert(part).to_string())
+                    })
+                    .collect(),
+            )),
+        }
+    }
+
+    fn route_query(
+        &self,
+        stmt: &Statement,
+        query: &Query,
+        params: &[Value],
+        schema: &Schema,
+        is_write: bool,
+    ) -> Result<Route, SqlError> {
+        match query.body.as_ref() {
+            SetExpr::Select(select) => {
+                let mut tables = Vec::new();
+                let simple = from_tables(&select.from, &mut tables);
+                if !simple && tables.iter().any(|(t, _)| self.keys.contains_key(t)) {
+                    return Err(unsupported(
+                        "a derived table or table function beside a sharded table is not supported across shards",
+                    ));
+                }
+                if query.with.is_some() {
+                    let relations = all_relations(stmt);
+                    if let Some(table) = relations.iter().find(|t| self.keys.contains_key(*t)) {
+                        return Err(unsupported(format!(
+                            "a WITH query over sharded table {table} is not supported across shards"
+                        )));
+                    }
+                }
+                self.route_filtered(
+                    stmt,
+                    &tables,
+                    select.selection.as_ref(),
+                    params,
+                    schema,
+                    is_write,
+                )
+            }
+            _ => {
+                let relations = all_relations(stmt);
+                match relations.iter().find(|t| self.keys.contains_key(*t)) {
+                    Some(table) => Err(unsupported(format!(
+                        "UNION, INTERSECT or EXCEPT over sharded table {table} is not supported across shards"
+                    ))),
+                    None => Ok(self.unsharded_route(&relations, is_write)),
+                }
+            }
+        }
+    }
+
+    /// A statement over reference and first-shard tables only.
+    fn unsharded_route(&self, tables: &HashSet<String>, is_write: bool) -> Route {
+        let writes_reference = is_write && tables.iter().any(|t| self.reference.contains(t));
+        if writes_reference {
+            Route::Many(self.all())
+        } else {
+            Route::One(0)
+        }
+    }
+
+    /// SELECT, UPDATE or DELETE over `tables` (the FROM list) filtered by `selection`.
+    fn route_filtered(
+        &self,
+        stmt: &Statement,
+        tables: &[(String, String)],
+        selection: Option<&Expr>,
+        params: &[Value],
+        schema: &Schema,
+        is_write: bool,
+    ) -> Result<Route, SqlError> {
+        let sharded: Vec<&(String, String)> = tables
+            .iter()
+            .filter(|(t, _)| self.keys.contains_key(t))
+            .collect();
+        let top: HashSet<&str> = tables.iter().map(|(t, _)| t.as_str()).collect();
+        let relations = all_relations(stmt);
+        if let Some(table) = relations
+            .iter()
+            .find(|t| self.keys.contains_key(*t) && !top.contains(t.as_str()))
+        {
+            return Err(unsupported(format!(
+                "a subquery over sharded table {table} is not supported across shards"
+            )));
+        }
+        if sharded.is_empty() {
+            return Ok(self.unsharded_route(&relations, is_write));
+        }
+        if let Some((table, _)) = tables
+            .iter()
+            .find(|(t, _)| !self.keys.contains_key(t) && !self.reference.contains(t))
+        {
+            return Err(unsupported(format!(
+                "table {table} lives on the first shard only and cannot be joined with sharded table {} across shards",
+                sharded[0].0
+            )));
+        }
+        if let Some(expr) = selection
+            && has_subquery(expr)
+            && relations.iter().any(|t| self.keys.contains_key(t))
+        {
+            // Subqueries over reference tables only are answered on every shard alike.
+            let only_reference = relations
+                .iter()
+                .filter(|t| !top.contains(t.as_str()))
+                .all(|t| self.reference.contains(t));
+            if !only_reference {
+                return Err(unsupported(
+                    "a subquery beside a sharded table is not supported across shards",
+                ));
+            }
+        }
+        if sharded.len() > 1 {
+            self.check_colocated(stmt, &sharded)?;
+        }
+        if is_write && tables.iter().any(|(t, _)| self.reference.contains(t)) {
+            // A write to a sharded table reading a reference table is fine; a write to a
+            // reference table is routed above (no sharded table in it).
+        }
+        let scope = KeyScope {
+            sharding: self,
+            keyed: sharded
+                .iter()
+                .map(|(t, alias)| (alias.clone(), self.keys[t].clone()))
+                .collect(),
+            integer_keys: sharded
+                .iter()
+                .all(|(t, _)| Self::integer_key(schema, t, &self.keys[t])),
+            params,
+        };
+        let shards = match selection {
+            Some(expr) => scope.shards(expr)?,
+            None => None,
+        };
+        Ok(match shards {
+            Some(shards) if shards.len() == 1 => {
+                Route::One(shards.into_iter().next().unwrap_or_default())
+            }
+            // No shard can hold a matching row: any one shard answers (with nothing).
+            Some(shards) if shards.is_empty() => Route::One(0),
+            Some(shards) => Route::Many(shards.into_iter().collect()),
+            None => Route::Many(self.all()),
+        })
+    }
+
+    /// Sharded tables joined in one statement must be joined on their shard keys, so that
+    /// matching rows live on the same shard.
+    fn check_colocated(
+        &self,
+        stmt: &Statement,
+        sharded: &[&(String, String)],
+    ) -> Result<(), SqlError> {
+        struct Equalities<'a> {
+            keyed: &'a HashMap<String, String>,
+            pairs: Vec<(String, String)>,
+        }
+        impl Visitor for Equalities<'_> {
+            type Break = ();
+            fn pre_visit_expr(&mut self, expr: &Expr) -> std::ops::ControlFlow<()> {
+                if let Expr::BinaryOp {
+                    left,
+                    op: BinaryOperator::Eq,
+                    right,
+                } = expr
+                {
+                    let key_alias = |e: &Expr| match e {
+                        Expr::CompoundIdentifier(parts) => match parts.as_slice() {
+                            [.., table, column] => {
+                                let alias = table.value.to_ascii_lowercase();
+                                self.keyed
+                                    .get(&alias)
+                                    .filter(|k| k.eq_ignore_ascii_case(&column.value))
+                                    .map(|_| alias)
+                            }
+                            _ => None,
+                        },
+                        _ => None,
+                    };
+                    if let (Some(a), Some(b)) = (key_alias(left), key_alias(right)) {
+                        self.pairs.push((a, b));
+                    }
+                }
+                std::ops::ControlFlow::Continue(())
+            }
+        }
+        let keyed: HashMap<String, String> = sharded
+            .iter()
+            .map(|(t, alias)| (alias.clone(), self.keys[t].clone()))
+            .collect();
+        let mut equalities = Equalities {
+            keyed: &keyed,
+            pairs: Vec::new(),
+        };
+        let _ = stmt.visit(&mut equalities);
+        // Union-find over the aliases.
+        let aliases: Vec<&String> = keyed.keys().collect();
+        let mut parent: Vec<usize> = (0..aliases.len()).collect();
+        fn root(parent: &mut [usize], mut i: usize) -> usize {
+            while parent[i] != i {
+                parent[i] = parent[parent[i]];
+                i = parent[i];
+            }
+            i
+        }
+        for (a, b) in &equalities.pairs {
+            if let (Some(a), Some(b)) = (
+                aliases.iter().position(|x| *x == a),
+                aliases.iter().position(|x| *x == b),
+            ) {
+                let (ra, rb) = (root(&mut parent, a), root(&mut parent, b));
+                parent[ra] = rb;
+            }
+        }
+        let first = root(&mut parent, 0);
+        if (1..aliases.len()).any(|i| root(&mut parent, i) != first) {
+            let tables: Vec<&str> = sharded.iter().map(|(t, _)| t.as_str()).collect();
+            return Err(unsupported(format!(
+                "sharded tables {} are joined without equality on their shard keys, so matching rows may be on different shards",
+                tables.join(" and ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// An UPDATE may set the shard key only to a value on the same shard as the row.
+    fn check_key_update(
+        &self,
+        tables: &[(String, String)],
+        update: &sqlparser::ast::Update,
+        route: &Route,
+        params: &[Value],
+        schema: &Schema,
+    ) -> Result<(), SqlError> {
+        let Some((table, _)) = tables.first() else {
+            return Ok(());
+        };
+        let Some(key) = self.keys.get(table) else {
+            return Ok(());
+        };
+        for assignment in &update.assignments {
+            let sqlparser::ast::AssignmentTarget::ColumnName(column) = &assignment.target else {
+                continue;
+            };
+            if !lower_name(column).eq_ignore_ascii_case(key) {
+                continue;
+            }
+            let integer = Self::integer_key(schema, table, key);
+            let new_shard = key_value(&assignment.value, params, integer)
+                .and_then(|k| self.placement.shard_for(&k).ok());
+            match (route, new_shard) {
+                (Route::One(current), Some(new)) if *current == new => {}
+                _ => {
+                    let from = match route {
+                        Route::One(s) => BTreeSet::from([*s]),
+                        Route::Many(s) => s.iter().copied().collect(),
+                        Route::Split(_) => BTreeSet::new(),
+                    };
+                    return Err(unsupported(format!(
+                        "changing shard key {key} of {table} could move rows between shards (rows on {}{})",
+                        self.names(&from),
+                        new_shard
+                            .map(|s| format!(", new value on {}", self.shard_names[s]))
+                            .unwrap_or_default()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
