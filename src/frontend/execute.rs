@@ -8,17 +8,23 @@ use std::sync::atomic::Ordering;
 use rusqlite::types::Value;
 
 use super::Shared;
+use super::merge::MergePlan;
 use super::query::{Outcome, ResultColumn, result_columns};
 use super::session::{Session, SessionState, Txn, TxnState};
 use crate::error::Error;
 use crate::router::sharding::Route;
 use crate::router::{ReadFrom, ReadTarget};
 use crate::sql::error::SqlError;
-use crate::sql::plan::Plan;
+use crate::sql::plan::{Action, Plan};
 use crate::storage::{
     Backend, BackendSession, ExecOutput, ExecRequest, Intent, Params, StorageError,
     StorageErrorKind,
 };
+
+enum RouteKind {
+    Everywhere,
+    Other,
+}
 
 /// `SET shardgate.shard = 'name'`: run this session's statements on that shard.
 pub const SHARD_SETTING: &str = "shardgate.shard";
@@ -136,7 +142,7 @@ impl Shared {
             Some(stmt) => {
                 Ok(sharding.route(stmt, params, &self.backend.schema(), plan.is_write)?)
             }
-            None if plan.rewritten.changes_schema => Ok(Route::Many(all())),
+            None if plan.rewritten.changes_schema => Ok(Route::Everywhere(all())),
             None if plan.is_write => Err(SqlError::Unsupported(
                 "a statement shardgate cannot parse cannot be routed across shards".into(),
             )
@@ -173,6 +179,11 @@ impl Shared {
             (_, route) if plan.is_write => self.execute_across(session, plan, params, route).await,
             (_, Route::Many(shards)) => {
                 self.scatter(session, &shards, read_from, plan, params)
+                    .await
+            }
+            (_, Route::Everywhere(shards)) => {
+                let any = shards.first().copied().unwrap_or(0);
+                self.execute_on_shard(session, any, read_from, plan, params)
                     .await
             }
             (_, Route::Split(_)) => {
@@ -295,8 +306,7 @@ impl Shared {
         plan: &Plan,
         params: Vec<Value>,
     ) -> Result<ExecOutput, Error> {
-        let merge = super::merge::MergePlan::for_plan(plan)?;
-        let request = merge.shard_request(plan, params)?;
+        let (merge, request) = self.scatter_plan(plan, params)?;
         let runs = shards.iter().map(|&shard| {
             let request = request.clone();
             async move {
@@ -306,7 +316,71 @@ impl Shared {
             }
         });
         let outputs = futures::future::try_join_all(runs).await?;
-        Ok(merge.merge(outputs)?)
+        self.merge_outputs(plan, &merge, outputs).await
+    }
+
+    /// How a read over several shards is merged, and what each shard runs.
+    fn scatter_plan(
+        &self,
+        plan: &Plan,
+        params: Vec<Value>,
+    ) -> Result<(MergePlan, ExecRequest), Error> {
+        let merge = MergePlan::for_plan(plan, &params)?;
+        let request = match &merge {
+            MergePlan::Concatenate => request_for(plan, params),
+            MergePlan::Staged(staged) => {
+                let plans = self.plans.plan(&staged.shard_sql, &self.backend.schema());
+                let [shard_plan] = &plans[..] else {
+                    return Err(SqlError::Syntax("a shard query did not plan".into()).into());
+                };
+                if let Action::Refuse(e) = &shard_plan.action {
+                    return Err(e.clone().into());
+                }
+                // LIMIT and OFFSET parameters are folded into the shard query.
+                let mut params = params;
+                params.truncate(shard_plan.params.len());
+                request_for(shard_plan, params)
+            }
+        };
+        Ok((merge, request))
+    }
+
+    async fn merge_outputs(
+        &self,
+        plan: &Plan,
+        merge: &MergePlan,
+        outputs: Vec<ExecOutput>,
+    ) -> Result<ExecOutput, Error> {
+        let MergePlan::Staged(staged) = merge else {
+            let mut merged = concatenate(outputs);
+            merged.changes = merged.rows.len() as u64;
+            return Ok(merged);
+        };
+        let rewrite = |sql: &str| -> Result<String, SqlError> {
+            let plans = crate::sql::plan::plan_text(sql, &crate::storage::Schema::default());
+            match plans
+                .first()
+                .map(|p| (&p.action, p.rewritten.statements.last()))
+            {
+                Some((Action::Execute, Some(statement))) => Ok(statement.clone()),
+                Some((Action::Refuse(e), _)) => Err(e.clone()),
+                _ => Err(SqlError::Syntax(format!(
+                    "cannot plan the merge query {sql}"
+                ))),
+            }
+        };
+        let mut output = staged.merge(outputs, rewrite)?;
+        if staged.aggregates()
+            && let Some(original) = plan.rewritten.statements.last()
+        {
+            // The shard query returned partial aggregates: describe the client's query.
+            output.columns = self
+                .backend
+                .describe(Arc::from(original.as_str()))
+                .await?
+                .columns;
+        }
+        Ok(output)
     }
 
     /// Names the shard in an error from it; a partial result is never returned.
@@ -418,6 +492,11 @@ impl Shared {
         route: Route,
     ) -> Result<ExecOutput, Error> {
         let writes = plan.is_write;
+        let route_kind = if matches!(route, Route::Everywhere(_)) {
+            RouteKind::Everywhere
+        } else {
+            RouteKind::Other
+        };
         match route {
             Route::One(shard) => {
                 let backend = self.txn_session(session, txn, shard, writes).await?;
@@ -426,7 +505,8 @@ impl Shared {
                     .await
                     .map_err(|e| self.on_shard(shard, e))?)
             }
-            Route::Many(shards) if writes => {
+            Route::Many(shards) | Route::Everywhere(shards) if writes => {
+                let same_data = matches!(route_kind, RouteKind::Everywhere);
                 let mut outputs = Vec::with_capacity(shards.len());
                 for shard in shards {
                     let backend = self.txn_session(session, txn, shard, true).await?;
@@ -437,11 +517,21 @@ impl Shared {
                             .map_err(|e| self.on_shard(shard, e))?,
                     );
                 }
+                if same_data {
+                    return Ok(outputs.into_iter().next().unwrap_or_default());
+                }
                 Ok(concatenate(outputs))
             }
+            Route::Everywhere(shards) => {
+                let shard = shards.first().copied().unwrap_or(0);
+                let backend = self.txn_session(session, txn, shard, false).await?;
+                Ok(backend
+                    .execute(request_for(plan, params), &session.canceller)
+                    .await
+                    .map_err(|e| self.on_shard(shard, e))?)
+            }
             Route::Many(shards) => {
-                let merge = super::merge::MergePlan::for_plan(plan)?;
-                let request = merge.shard_request(plan, params)?;
+                let (merge, request) = self.scatter_plan(plan, params)?;
                 let mut outputs = Vec::with_capacity(shards.len());
                 for shard in shards {
                     let backend = self.txn_session(session, txn, shard, false).await?;
@@ -452,7 +542,7 @@ impl Shared {
                             .map_err(|e| self.on_shard(shard, e))?,
                     );
                 }
-                Ok(merge.merge(outputs)?)
+                self.merge_outputs(plan, &merge, outputs).await
             }
             Route::Split(parts) => {
                 let schema = self.backend.schema();

@@ -24,6 +24,9 @@ pub enum Route {
     One(usize),
     /// Each of these shards runs it: a write on all of them together, a read merged.
     Many(Vec<usize>),
+    /// Every shard runs it on the same data (a reference table, DDL): one shard's row count
+    /// and rows answer for all.
+    Everywhere(Vec<usize>),
     /// An INSERT whose rows belong to several shards: each shard's own statement text.
     Split(Vec<(usize, String)>),
 }
@@ -369,7 +372,7 @@ impl Sharding {
             }
             // Schema changes and everything else that writes reach every shard, so that every
             // shard has the same schema; session-free reads go to the first.
-            _ if is_write => Ok(Route::Many(self.all())),
+            _ if is_write => Ok(Route::Everywhere(self.all())),
             _ => Ok(Route::One(0)),
         }
     }
@@ -394,7 +397,7 @@ impl Sharding {
         };
         let table = lower_name(name);
         if self.reference.contains(&table) {
-            return Ok(Route::Many(self.all()));
+            return Ok(Route::Everywhere(self.all()));
         }
         let Some(key) = self.keys.get(&table) else {
             return Ok(Route::One(0));
@@ -515,7 +518,7 @@ impl Sharding {
     fn unsharded_route(&self, tables: &HashSet<String>, is_write: bool) -> Route {
         let writes_reference = is_write && tables.iter().any(|t| self.reference.contains(t));
         if writes_reference {
-            Route::Many(self.all())
+            Route::Everywhere(self.all())
         } else {
             Route::One(0)
         }
@@ -714,7 +717,7 @@ impl Sharding {
                 _ => {
                     let from = match route {
                         Route::One(s) => BTreeSet::from([*s]),
-                        Route::Many(s) => s.iter().copied().collect(),
+                        Route::Many(s) | Route::Everywhere(s) => s.iter().copied().collect(),
                         Route::Split(_) => BTreeSet::new(),
                     };
                     return Err(unsupported(format!(
