@@ -654,6 +654,96 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// `SHOW shardgate.shards`: one row per shard with its placement, the rows of the sharded
+    /// tables it holds, the size of its primary file and whether the primary answers.
+    pub(super) async fn shards_status(&self, session: &Session) -> Result<Outcome, Error> {
+        use crate::sql::types::{PgType, TypeWithMod};
+        let column = |name: &str, pg| ResultColumn {
+            name: name.into(),
+            ty: TypeWithMod::plain(pg),
+        };
+        let columns = vec![
+            column("name", PgType::Text),
+            column("strategy", PgType::Text),
+            column("min_key", PgType::Int8),
+            column("max_key", PgType::Int8),
+            column("rows", PgType::Int8),
+            column("bytes", PgType::Int8),
+            column("healthy", PgType::Bool),
+        ];
+        let schema = self.backend.schema();
+        let sharded: Vec<String> = self
+            .router
+            .sharding
+            .as_ref()
+            .map(|s| {
+                s.sharded_tables()
+                    .filter(|t| schema.table(t).is_some())
+                    .map(|t| format!("SELECT count(*) FROM \"{}\"", t.replace('"', "\"\"")))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut rows = Vec::new();
+        for (shard, config) in self.router.shards.iter().zip(&self.config.shards) {
+            let mut count = 0i64;
+            let mut healthy = true;
+            for sql in &sharded {
+                let counted = async {
+                    let mut connection = shard.primary.session(Intent::Read).await?;
+                    connection
+                        .execute(ExecRequest::sql(sql.as_str()), &session.canceller)
+                        .await
+                }
+                .await;
+                match counted {
+                    Ok(output) => {
+                        if let Some(Value::Integer(n)) = output.rows.first().and_then(|r| r.first())
+                        {
+                            count += n;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!("shard {} did not answer: {e}", shard.name);
+                        healthy = false;
+                    }
+                }
+            }
+            let bytes: u64 = std::iter::once(config.primary.clone())
+                .chain(crate::replication::snapshot::wal_companions(
+                    &config.primary,
+                ))
+                .filter_map(|p| std::fs::metadata(p).ok())
+                .map(|m| m.len())
+                .sum();
+            let (min_key, max_key) = config
+                .key_range
+                .map_or((Value::Null, Value::Null), |(min, max)| {
+                    (Value::Integer(min), Value::Integer(max))
+                });
+            let strategy = self
+                .config
+                .sharding
+                .as_ref()
+                .map_or("none".to_string(), |s| s.strategy.to_string());
+            rows.push(vec![
+                Value::Text(shard.name.clone()),
+                Value::Text(strategy),
+                min_key,
+                max_key,
+                Value::Integer(count),
+                Value::Integer(i64::try_from(bytes).unwrap_or(i64::MAX)),
+                Value::Integer(i64::from(healthy)),
+            ]);
+        }
+        Ok(Outcome::Rows {
+            columns,
+            rows,
+            tag: "SHOW".into(),
+        })
+    }
+}
+
 pub fn savepoint_sql(command: &str, name: &str) -> String {
     format!("{command} \"{}\"", name.replace('"', "\"\""))
 }

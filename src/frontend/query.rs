@@ -36,6 +36,8 @@ use crate::storage::{ColumnOrigin, Schema};
 
 /// `SHOW` of this name reports the shard's databases and their replication state.
 pub const REPLICAS_STATUS: &str = "shardgate.replicas";
+/// `SHOW` of this name reports every shard: its key range, rows, size and health.
+pub const SHARDS_STATUS: &str = "shardgate.shards";
 
 /// A result column as clients see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,6 +232,15 @@ impl Shared {
                         ))
                         .into());
                     }
+                } else if lowered == super::execute::SHARD_SETTING {
+                    if let Some(shard) = value.as_deref().filter(|v| !v.is_empty())
+                        && self.router.shard_index(shard).is_none()
+                    {
+                        return Err(crate::sql::error::SqlError::InvalidParameter(format!(
+                            "there is no shard named {shard:?}"
+                        ))
+                        .into());
+                    }
                 } else if lowered.starts_with("shardgate.") {
                     return Err(crate::sql::error::SqlError::UnknownSetting(name.clone()).into());
                 }
@@ -261,6 +272,9 @@ impl Shared {
             }
             Action::Show { name, .. } if name.eq_ignore_ascii_case(REPLICAS_STATUS) => {
                 Ok(self.replicas_status())
+            }
+            Action::Show { name, .. } if name.eq_ignore_ascii_case(SHARDS_STATUS) => {
+                self.shards_status(session).await
             }
             Action::Show { name, column } => {
                 let value = state

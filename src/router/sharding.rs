@@ -298,6 +298,11 @@ impl Sharding {
         self.shard_names.iter().position(|n| n == name)
     }
 
+    /// The sharded tables' names.
+    pub fn sharded_tables(&self) -> impl Iterator<Item = &str> {
+        self.keys.keys().map(String::as_str)
+    }
+
     pub fn is_reference(&self, table: &str) -> bool {
         self.reference.contains(table)
     }

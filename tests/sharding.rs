@@ -1,0 +1,381 @@
+//! Sharding through the wire: rows land on the shard the placement definition predicts (each
+//! shard file opened directly), single-key statements touch one shard, and what cannot be done
+//! correctly across shards is refused.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags};
+use shardgate::router::placement::{Placement, ShardKey};
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+const SHARDS: [&str; 4] = ["shard-1", "shard-2", "shard-3", "shard-4"];
+
+fn sharded_config(strategy: &str) -> String {
+    let mut sections = format!(
+        "[sharding]\nstrategy = \"{strategy}\"\n\
+         tables = [{{ name = \"users\", key = \"id\" }}, {{ name = \"orders\", key = \"user_id\" }}, {{ name = \"tags\", key = \"label\" }}]\n\
+         reference_tables = [\"countries\"]\n"
+    );
+    for (i, name) in SHARDS.iter().enumerate() {
+        sections.push_str(&format!(
+            "[[shards]]\nname = \"{name}\"\nprimary = \"{name}/primary.db\"\n"
+        ));
+        if strategy == "range" {
+            let low = i as i64 * 2500 + 1;
+            sections.push_str(&format!("min_key = {low}\nmax_key = {}\n", low + 2499));
+        }
+    }
+    common::config_text("scram-sha-256", "app", &sections)
+}
+
+fn placement(strategy: &str) -> Placement {
+    let names: Vec<String> = SHARDS.iter().map(|s| s.to_string()).collect();
+    match strategy {
+        "hash" => Placement::Hash { shards: 4 },
+        "consistent_hash" => Placement::consistent_hash(&names, 150),
+        _ => Placement::Range {
+            ranges: (0..4).map(|i| (i * 2500 + 1, i * 2500 + 2500)).collect(),
+        },
+    }
+}
+
+fn shard_file(data_dir: &Path, shard: &str) -> Connection {
+    Connection::open_with_flags(
+        data_dir.join(format!("{shard}/primary.db")),
+        OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap()
+}
+
+async fn create_schema(client: &Client) {
+    client
+        .batch_execute(
+            "CREATE TABLE users (id INT PRIMARY KEY, name TEXT, age INT);
+             CREATE TABLE orders (id INT, user_id INT, total INT);
+             CREATE TABLE tags (label TEXT PRIMARY KEY, n INT);
+             CREATE TABLE countries (code TEXT PRIMARY KEY, name TEXT);",
+        )
+        .await
+        .unwrap();
+}
+
+fn sqlstate(err: &tokio_postgres::Error) -> &str {
+    err.code().map(|c| c.code()).unwrap_or("")
+}
+
+/// Per primary: (reads, writes) from SHOW shardgate.replicas.
+async fn counters(client: &Client) -> BTreeMap<String, (u64, u64)> {
+    let mut out = BTreeMap::new();
+    for message in client
+        .simple_query("SHOW shardgate.replicas")
+        .await
+        .unwrap()
+    {
+        if let SimpleQueryMessage::Row(row) = message {
+            let number = |c: &str| row.get(c).unwrap_or("0").parse::<u64>().unwrap_or(0);
+            out.insert(
+                row.get("name").unwrap_or("").to_string(),
+                (number("reads"), number("writes")),
+            );
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_keys_land_where_each_strategy_says() {
+    for strategy in ["hash", "consistent_hash", "range"] {
+        let server = common::start_config(&sharded_config(strategy)).await;
+        let client = server.connect().await;
+        create_schema(&client).await;
+        // Multi-row INSERTs are split across shards; the rest goes one prepared row at a time.
+        for chunk in (1..=9_500i64).collect::<Vec<_>>().chunks(500) {
+            let values: Vec<String> = chunk
+                .iter()
+                .map(|k| format!("({k}, 'user {k}', {})", k % 90))
+                .collect();
+            client
+                .batch_execute(&format!("INSERT INTO users VALUES {}", values.join(", ")))
+                .await
+                .unwrap();
+        }
+        let insert = client
+            .prepare("INSERT INTO users (id, name) VALUES ($1, $2)")
+            .await
+            .unwrap();
+        for key in 9_501..=10_000i32 {
+            client
+                .execute(&insert, &[&key, &format!("user {key}")])
+                .await
+                .unwrap();
+        }
+        let expected = placement(strategy);
+        let mut seen = HashSet::new();
+        for (index, shard) in SHARDS.iter().enumerate() {
+            let file = shard_file(&server.data_dir, shard);
+            let keys: Vec<i64> = file
+                .prepare("SELECT id FROM users")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            assert!(!keys.is_empty(), "{strategy}: {shard} got no rows");
+            for key in keys {
+                assert_eq!(
+                    expected.shard_for(&ShardKey::Int(key)).unwrap(),
+                    index,
+                    "{strategy}: key {key} is on {shard}"
+                );
+                assert!(seen.insert(key), "{strategy}: key {key} stored twice");
+            }
+        }
+        assert_eq!(seen.len(), 10_000, "{strategy}");
+        let total: i64 = client
+            .query_one("SELECT count(*) FROM users", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(total, 10_000, "{strategy}");
+
+        if strategy != "range" {
+            // Text keys hash their UTF-8 bytes.
+            for label in ["alice", "bob", "ключ", "名前", ""] {
+                client
+                    .execute("INSERT INTO tags VALUES ($1, 1)", &[&label])
+                    .await
+                    .unwrap();
+                let shard = expected.shard_for(&ShardKey::Text(label.into())).unwrap();
+                let found: i64 = shard_file(&server.data_dir, SHARDS[shard])
+                    .query_row("SELECT count(*) FROM tags WHERE label = ?1", [label], |r| {
+                        r.get(0)
+                    })
+                    .unwrap();
+                assert_eq!(
+                    found, 1,
+                    "{strategy}: tag {label:?} not on {}",
+                    SHARDS[shard]
+                );
+            }
+        } else {
+            // A key outside every range is refused, never placed by guess.
+            let err = client
+                .batch_execute("INSERT INTO users VALUES (10001, 'x', 1)")
+                .await
+                .unwrap_err();
+            assert_eq!(sqlstate(&err), "0A000", "{err}");
+            // A range query only reaches the shards whose ranges overlap it.
+            let before = counters(&client).await;
+            let n: i64 = client
+                .query_one(
+                    "/* shardgate:primary */ SELECT count(*) FROM users WHERE id BETWEEN 2400 AND 2600",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            assert_eq!(n, 201);
+            let after = counters(&client).await;
+            let touched: Vec<&String> = after
+                .iter()
+                .filter(|(name, (reads, _))| before.get(*name).is_none_or(|(r, _)| r != reads))
+                .map(|(name, _)| name)
+                .collect();
+            assert_eq!(touched, ["shard-1", "shard-2"]);
+        }
+        server.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_key_statements_touch_one_shard_and_cross_shard_writes_are_refused() {
+    let server = common::start_config(&sharded_config("hash")).await;
+    let mut client = server.connect().await;
+    create_schema(&client).await;
+    client
+        .batch_execute(
+            "INSERT INTO users VALUES (1, 'one', 10), (2, 'two', 20), (42, 'answer', 42);
+             INSERT INTO countries VALUES ('fr', 'France');",
+        )
+        .await
+        .unwrap();
+    // The golden vectors: 1 → shard-4, 2 → shard-1, 42 → shard-3.
+    let before = counters(&client).await;
+    let select = client
+        .prepare("SELECT name FROM users WHERE id = $1")
+        .await
+        .unwrap();
+    for _ in 0..50 {
+        let row = client.query_one(&select, &[&42i32]).await.unwrap();
+        assert_eq!(row.get::<_, String>(0), "answer");
+    }
+    client
+        .execute("UPDATE users SET age = age + 1 WHERE id = $1", &[&42i32])
+        .await
+        .unwrap();
+    let after = counters(&client).await;
+    for shard in SHARDS {
+        let (reads, writes) = (
+            after[shard].0 - before[shard].0,
+            after[shard].1 - before[shard].1,
+        );
+        if shard == "shard-3" {
+            assert_eq!((reads, writes), (50, 1), "{shard}");
+        } else {
+            assert_eq!((reads, writes), (0, 0), "{shard} was touched");
+        }
+    }
+
+    // A transaction may write on one shard only.
+    let txn = client.transaction().await.unwrap();
+    txn.execute("INSERT INTO users VALUES (1001, 'a', 1)", &[])
+        .await
+        .unwrap();
+    let first_shard = placement("hash").shard_for(&ShardKey::Int(1001)).unwrap();
+    let other = (1002..)
+        .find(|k| placement("hash").shard_for(&ShardKey::Int(*k)).unwrap() != first_shard)
+        .unwrap();
+    let err = txn
+        .execute(&format!("INSERT INTO users VALUES ({other}, 'b', 1)"), &[])
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "0A000");
+    let message = err.as_db_error().unwrap().message().to_string();
+    assert!(message.contains(SHARDS[first_shard]), "{message}");
+    drop(txn);
+    let kept: i64 = client
+        .query_one("SELECT count(*) FROM users WHERE id = 1001", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(kept, 0, "a refused transaction left a row behind");
+
+    // Reads and writes of one shard in one transaction, seeing its own writes.
+    let txn = client.transaction().await.unwrap();
+    txn.execute("INSERT INTO users VALUES (1001, 'a', 1)", &[])
+        .await
+        .unwrap();
+    let name: String = txn
+        .query_one("SELECT name FROM users WHERE id = 1001", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(name, "a");
+    let everyone: i64 = txn
+        .query_one("SELECT count(*) FROM users", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(everyone, 4);
+    txn.commit().await.unwrap();
+
+    // The shard key may change only within its shard.
+    let same_shard = (5000..)
+        .find(|k| placement("hash").shard_for(&ShardKey::Int(*k)).unwrap() == 3)
+        .unwrap();
+    let err = client
+        .batch_execute("UPDATE users SET id = 2 WHERE id = 1")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "0A000");
+    client
+        .batch_execute(&format!("UPDATE users SET id = {same_shard} WHERE id = 1"))
+        .await
+        .unwrap();
+
+    // Writes over every shard, outside a transaction, count every shard's rows.
+    let updated = client
+        .execute("UPDATE users SET age = 0 WHERE age IS NOT NULL", &[])
+        .await
+        .unwrap();
+    assert_eq!(updated, 4);
+    // A reference-table write reaches every shard and counts once.
+    let inserted = client
+        .execute("INSERT INTO countries VALUES ('de', 'Germany')", &[])
+        .await
+        .unwrap();
+    assert_eq!(inserted, 1);
+    for shard in SHARDS {
+        let n: i64 = shard_file(&server.data_dir, shard)
+            .query_row("SELECT count(*) FROM countries", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 2, "{shard}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_hints_and_shard_statistics() {
+    let server = common::start_config(&sharded_config("consistent_hash")).await;
+    let client = server.connect().await;
+    create_schema(&client).await;
+    let rows: String = (1..=1000)
+        .map(|k| format!("{k}\tcopied {k}\t{}\n", k % 7))
+        .collect();
+    let sink = client
+        .copy_in("COPY users (id, name, age) FROM STDIN")
+        .await
+        .unwrap();
+    futures::pin_mut!(sink);
+    use futures::SinkExt;
+    sink.send(bytes::Bytes::from(rows)).await.unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 1000);
+    let expected = placement("consistent_hash");
+    let mut per_shard = [0i64; 4];
+    for k in 1..=1000 {
+        per_shard[expected.shard_for(&ShardKey::Int(k)).unwrap()] += 1;
+    }
+    for (index, shard) in SHARDS.iter().enumerate() {
+        let n: i64 = shard_file(&server.data_dir, shard)
+            .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, per_shard[index], "{shard}");
+        // The comment hint and the session setting read one shard only.
+        let hinted: i64 = client
+            .query_one(
+                &format!("/* shardgate:shard={shard} */ SELECT count(*) FROM users"),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(hinted, per_shard[index]);
+        client
+            .batch_execute(&format!("SET shardgate.shard = '{shard}'"))
+            .await
+            .unwrap();
+        let set: i64 = client
+            .query_one("SELECT count(*) FROM users", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(set, per_shard[index]);
+    }
+    client.batch_execute("RESET shardgate.shard").await.unwrap();
+    let err = client
+        .batch_execute("SET shardgate.shard = 'shard-9'")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "22P02");
+
+    let messages = client.simple_query("SHOW shardgate.shards").await.unwrap();
+    let rows: Vec<_> = messages
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rows.len(), 4);
+    for (index, row) in rows.iter().enumerate() {
+        assert_eq!(row.get("name"), Some(SHARDS[index]));
+        assert_eq!(row.get("strategy"), Some("consistent_hash"));
+        assert_eq!(row.get("rows"), Some(per_shard[index].to_string().as_str()));
+        assert_eq!(row.get("healthy"), Some("t"));
+        assert!(row.get("bytes").unwrap().parse::<u64>().unwrap() > 0);
+    }
+    server.stop().await;
+}
