@@ -379,3 +379,68 @@ async fn copy_hints_and_shard_statistics() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_shard_replicates_to_its_own_replicas_with_read_your_writes() {
+    let mut sections = String::from(
+        "[replication]\nmode = \"asynchronous\"\napply_delay = \"300ms\"\n\
+         [sharding]\nstrategy = \"hash\"\ntables = [{ name = \"users\", key = \"id\" }]\n",
+    );
+    for name in ["shard-1", "shard-2"] {
+        sections.push_str(&format!(
+            "[[shards]]\nname = \"{name}\"\nprimary = \"{name}/primary.db\"\n\
+             replicas = [{{ name = \"{name}-r1\", path = \"{name}/replica-1.db\", weight = 1 }}]\n"
+        ));
+    }
+    let server =
+        common::start_config(&common::config_text("scram-sha-256", "app", &sections)).await;
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE users (id INT PRIMARY KEY, name TEXT)")
+        .await
+        .unwrap();
+    let two = Placement::Hash { shards: 2 };
+    for key in 1..=20i32 {
+        client
+            .execute("INSERT INTO users VALUES ($1, 'x')", &[&key])
+            .await
+            .unwrap();
+        // Read-your-writes per shard, although the replicas apply 300 ms late.
+        let seen: i64 = client
+            .query_one("SELECT count(*) FROM users WHERE id = $1", &[&key])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(seen, 1, "key {key} not visible to its writer");
+    }
+    // Each replica file ends up with exactly its shard's rows.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    for (index, name) in ["shard-1", "shard-2"].iter().enumerate() {
+        let expected: Vec<i64> = (1..=20)
+            .filter(|k| two.shard_for(&ShardKey::Int(*k)).unwrap() == index)
+            .collect();
+        loop {
+            let replica = Connection::open_with_flags(
+                server.data_dir.join(format!("{name}/replica-1.db")),
+                OpenFlags::SQLITE_OPEN_READ_ONLY,
+            );
+            let got: Vec<i64> = replica
+                .ok()
+                .and_then(|r| {
+                    let mut stmt = r.prepare("SELECT id FROM users ORDER BY id").ok()?;
+                    let rows = stmt.query_map([], |row| row.get(0)).ok()?;
+                    rows.collect::<Result<Vec<i64>, _>>().ok()
+                })
+                .unwrap_or_default();
+            if got == expected {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name}: {got:?} != {expected:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    server.stop().await;
+}
