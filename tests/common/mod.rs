@@ -144,6 +144,18 @@ impl Drop for TestServer {
     }
 }
 
+/// Decides on a test's external prerequisite: without it the test is skipped (it prints
+/// `SKIPPED: <why>`), except under CI=true where a missing prerequisite is a failure.
+pub fn require(available: bool, why_missing: &str) -> bool {
+    if !available {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("required under CI=true: {why_missing}");
+        }
+        eprintln!("SKIPPED: {why_missing}");
+    }
+    available
+}
+
 /// Finds an external tool; without it the test is skipped, except under CI=true where a
 /// missing tool is a failure.
 pub fn tool(name: &str) -> Option<PathBuf> {
@@ -152,11 +164,20 @@ pub fn tool(name: &str) -> Option<PathBuf> {
             .map(|p| p.join(name))
             .find(|p| p.is_file())
     });
-    if found.is_none() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{name} is required under CI=true but is not installed");
-        }
-        eprintln!("SKIPPED: {name} is not installed");
+    if require(found.is_some(), &format!("{name} is not installed")) {
+        found
+    } else {
+        None
     }
-    found
+}
+
+/// `python3`, if it can import `module`; otherwise skipped (or failed under CI=true) like
+/// [`tool`].
+pub fn python_module(module: &str) -> Option<PathBuf> {
+    let python = tool("python3")?;
+    let imports = std::process::Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    require(imports, &format!("python3 cannot import {module}")).then_some(python)
 }
