@@ -473,30 +473,40 @@ pub enum ProjectedItem {
 /// The select list (or RETURNING list) of a statement, item by item.
 pub fn projection(stmt: &Statement, schema: &Schema) -> Option<Vec<ProjectedItem>> {
     let scope = Scope::of(stmt, schema);
-    let items: &[SelectItem] = match stmt {
+    let (items, from): (&[SelectItem], &[sqlparser::ast::TableWithJoins]) = match stmt {
         Statement::Query(query) => {
             let mut body = query.body.as_ref();
             loop {
                 match body {
-                    SetExpr::Select(select) => break &select.projection,
+                    SetExpr::Select(select) => break (&select.projection, &select.from),
                     SetExpr::SetOperation { left, .. } => body = left.as_ref(),
                     SetExpr::Query(q) => body = q.body.as_ref(),
                     _ => return None,
                 }
             }
         }
-        Statement::Insert(insert) => insert.returning.as_deref()?,
-        Statement::Update(update) => update.returning.as_deref()?,
-        Statement::Delete(delete) => delete.returning.as_deref()?,
+        Statement::Insert(insert) => (insert.returning.as_deref()?, &[]),
+        Statement::Update(update) => (update.returning.as_deref()?, &[]),
+        Statement::Delete(delete) => (delete.returning.as_deref()?, &[]),
         _ => return None,
+    };
+    // `SELECT * FROM generate_series(...)`: the wildcard is the function's one column.
+    let only_function = match from {
+        [only] if only.joins.is_empty() => from_function(&only.relation),
+        _ => None,
     };
     Some(
         items
             .iter()
             .map(|item| match item {
-                SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => {
-                    ProjectedItem::Wildcard
-                }
+                SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => match &only_function
+                {
+                    Some(f) => ProjectedItem::Column {
+                        name: Some(f.column.clone()),
+                        ty: scope.function_column(Some(&f.key), &f.column),
+                    },
+                    None => ProjectedItem::Wildcard,
+                },
                 SelectItem::UnnamedExpr(expr) => ProjectedItem::Column {
                     name: Some(column_name(expr)),
                     ty: scope.expr_type(expr),
@@ -650,6 +660,18 @@ mod tests {
                 col("generate_series", PgType::Int4),
                 col("aid", PgType::Int4)
             ]
+        );
+        assert_eq!(
+            typed("SELECT * FROM generate_series(1, 3)"),
+            vec![col("generate_series", PgType::Int4)]
+        );
+        assert_eq!(
+            typed("SELECT * FROM generate_series(1, 3) AS g(n)"),
+            vec![col("n", PgType::Int4)]
+        );
+        assert_eq!(
+            typed("SELECT * FROM accounts, generate_series(1, 3) AS g"),
+            vec![(None, None)]
         );
         assert_eq!(
             pgs(parameter_types(
