@@ -370,6 +370,10 @@ def fetches_many_rows():
     expect(len(rows) == 1000, f"generate_series gave {len(rows)} rows")
     expect(rows[0] == (1, 2) and rows[-1] == (1000, 2000), f"ends {rows[0]} {rows[-1]}")
     expect(all(type(x) is int and y == 2 * x for x, y in rows), "generate_series values wrong")
+    cur = conn.execute("SELECT * FROM generate_series(1, 3)")
+    expect(cur.fetchall() == [(1,), (2,), (3,)], "SELECT * FROM generate_series gave wrong rows")
+    expect(cur.description[0].name == "generate_series", f"column {cur.description[0].name}")
+    conn.rollback()
     with conn.cursor() as cur:
         cur.execute(f"SELECT id, name FROM {TABLE} ORDER BY id")
         all_rows = cur.fetchall()

@@ -260,6 +260,8 @@ check('fetches many rows', async () => {
   assert.equal(res.rows.length, 1000);
   assert.deepEqual(res.rows[999], { x: 1000, y: 2000 });
   assert.ok(res.rows.every((r) => typeof r.x === 'number' && r.y === 2 * r.x));
+  const star = await client.query('SELECT * FROM generate_series(1, 3)');
+  assert.deepEqual(star.rows, [{ generate_series: 1 }, { generate_series: 2 }, { generate_series: 3 }]);
   const all = await client.query(`SELECT id FROM ${TABLE} ORDER BY id`);
   assert.equal(all.rows.length, await count('true'));
 });
