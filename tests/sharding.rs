@@ -444,3 +444,33 @@ async fn each_shard_replicates_to_its_own_replicas_with_read_your_writes() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_shard_fails_the_whole_query_naming_it() {
+    let server = common::start_config(&sharded_config("hash")).await;
+    let client = server.connect().await;
+    create_schema(&client).await;
+    client
+        .batch_execute("INSERT INTO users VALUES (1, 'one', 10), (2, 'two', 20), (42, 'x', 1)")
+        .await
+        .unwrap();
+    // Shard 2 loses its copy of the table behind the proxy's back.
+    Connection::open(server.data_dir.join("shard-2/primary.db"))
+        .unwrap()
+        .execute_batch("DROP TABLE users")
+        .unwrap();
+    for sql in [
+        "SELECT * FROM users",
+        "SELECT count(*) FROM users",
+        "SELECT name FROM users ORDER BY name LIMIT 2",
+    ] {
+        let err = client.simple_query(sql).await.unwrap_err();
+        let message = err
+            .as_db_error()
+            .map(|e| e.message().to_string())
+            .unwrap_or_default();
+        assert!(message.contains("shard-2"), "{sql}: {message}");
+        assert_eq!(sqlstate(&err), "42P01", "{sql}");
+    }
+    server.stop().await;
+}
