@@ -694,51 +694,31 @@ impl QueryParser for StatementParser {
 
     async fn parse_sql<C>(
         &self,
-        _client: &C,
+        client: &C,
         sql: &str,
         _types: &[Option<Type>],
     ) -> PgWireResult<Option<Arc<Prepared>>>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        let schema = self.shared.backend.schema();
-        let plans = self.shared.plans.plan(sql, &schema);
-        let plan = match &plans[..] {
-            [plan] => plan.clone(),
-            _ => return Err(Error::from(SessionError::MultipleCommandsInPrepared).to_pgwire()),
+        let session = session_of(client).ok();
+        let in_transaction = match &session {
+            Some(session) => matches!(session.state.lock().await.txn, TxnState::Active(_)),
+            None => false,
         };
-        if let Action::Refuse(e) = &plan.action {
-            return Err(Error::from(e.clone()).to_pgwire());
-        }
-        let (params, columns) = match (&plan.action, plan.rewritten.statements.last()) {
-            (Action::Execute, Some(last)) => {
-                let shape = self
-                    .shared
-                    .backend
-                    .describe(Arc::from(last.as_str()))
-                    .await
-                    .map_err(|e| Error::from(e).to_pgwire())?;
-                let mut params = plan.params.clone();
-                params.resize(shape.param_count, TypeWithMod::plain(PgType::Text));
-                (
-                    params,
-                    result_columns(&shape.columns, plan.projection.as_deref(), &schema),
-                )
+        match self.prepare(sql, in_transaction).await {
+            Ok(prepared) => Ok(Some(prepared)),
+            Err(e) => {
+                // A statement that fails at Parse fails its transaction, as in PostgreSQL.
+                if let Some(session) = session {
+                    let mut state = session.state.lock().await;
+                    if let TxnState::Active(txn) = state.txn.take() {
+                        state.txn = TxnState::Failed(txn);
+                    }
+                }
+                Err(e.to_pgwire())
             }
-            (Action::Show { column, .. }, _) => (
-                Vec::new(),
-                vec![ResultColumn {
-                    name: column.clone(),
-                    ty: TypeWithMod::plain(PgType::Text),
-                }],
-            ),
-            _ => (Vec::new(), Vec::new()),
-        };
-        Ok(Some(Arc::new(Prepared {
-            plan,
-            params,
-            columns,
-        })))
+        }
     }
 
     fn get_parameter_types(&self, stmt: &Arc<Prepared>) -> PgWireResult<Vec<Type>> {
@@ -751,6 +731,61 @@ impl QueryParser for StatementParser {
         format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
         Ok(field_infos(&stmt.columns, format))
+    }
+}
+
+impl StatementParser {
+    /// Plans a statement and describes it. Inside a transaction, a statement over a table the
+    /// transaction itself created cannot be described outside it: it is prepared without
+    /// result columns, and Execute reports what it finds.
+    async fn prepare(&self, sql: &str, in_transaction: bool) -> Result<Arc<Prepared>, Error> {
+        let schema = self.shared.backend.schema();
+        let plans = self.shared.plans.plan(sql, &schema);
+        let plan = match &plans[..] {
+            [plan] => plan.clone(),
+            _ => return Err(SessionError::MultipleCommandsInPrepared.into()),
+        };
+        if let Action::Refuse(e) = &plan.action {
+            return Err(e.clone().into());
+        }
+        let (params, columns) = match (&plan.action, plan.rewritten.statements.last()) {
+            (Action::Execute, Some(last)) => {
+                match self.shared.backend.describe(Arc::from(last.as_str())).await {
+                    Ok(shape) => {
+                        let mut params = plan.params.clone();
+                        params.resize(shape.param_count, TypeWithMod::plain(PgType::Text));
+                        (
+                            params,
+                            result_columns(&shape.columns, plan.projection.as_deref(), &schema),
+                        )
+                    }
+                    Err(e)
+                        if in_transaction
+                            && matches!(
+                                e.kind,
+                                crate::storage::StorageErrorKind::UndefinedTable
+                                    | crate::storage::StorageErrorKind::UndefinedColumn
+                            ) =>
+                    {
+                        (plan.params.clone(), Vec::new())
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            (Action::Show { column, .. }, _) => (
+                Vec::new(),
+                vec![ResultColumn {
+                    name: column.clone(),
+                    ty: TypeWithMod::plain(PgType::Text),
+                }],
+            ),
+            _ => (Vec::new(), Vec::new()),
+        };
+        Ok(Arc::new(Prepared {
+            plan,
+            params,
+            columns,
+        }))
     }
 }
 

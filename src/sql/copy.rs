@@ -190,7 +190,11 @@ fn parse_options(text: &str) -> Result<CopyOptions, SqlError> {
         };
         match word.as_str() {
             "format" => {
-                let v = value.unwrap_or_default().to_ascii_lowercase();
+                // asyncpg quotes the format name: FORMAT 'csv'.
+                let v = value
+                    .unwrap_or_default()
+                    .trim_matches(['\'', '"'])
+                    .to_ascii_lowercase();
                 options.format = match v.as_str() {
                     "text" => CopyFormat::Text,
                     "csv" => CopyFormat::Csv,
@@ -460,6 +464,10 @@ mod tests {
         assert_eq!(
             split_line("1\t\\N\ta\\tb", &text),
             vec![Some("1".into()), None, Some("a\tb".into())]
+        );
+        assert_eq!(
+            parse_options("format 'csv'").unwrap().format,
+            CopyFormat::Csv
         );
         let csv = parse_options("format csv").unwrap();
         assert_eq!(

@@ -248,6 +248,11 @@ fn plan_statements(sql: &str, schema: &Schema) -> Vec<Plan> {
                 "LISTEN/NOTIFY is not supported by shardgate".into(),
             ))];
         }
+        "declare" | "fetch" | "move" | "close" => {
+            return vec![Plan::refuse(SqlError::Unsupported(
+                "server-side cursors (DECLARE, FETCH, MOVE, CLOSE) are not supported by shardgate; use the extended protocol's row limit or LIMIT/OFFSET".into(),
+            ))];
+        }
         _ => {}
     }
     match Parser::parse_sql(&PostgreSqlDialect {}, sql) {
@@ -610,6 +615,10 @@ mod tests {
         assert!(plan("INSERT INTO t VALUES (1)")[0].is_write);
         assert!(plan("this is not sql")[0].is_write);
         assert!(plan("/* shardgate:primary */ SELECT 1")[0].primary_hint);
+        assert!(matches!(
+            &plan("DECLARE c CURSOR FOR SELECT 1")[0].action,
+            Action::Refuse(SqlError::Unsupported(_))
+        ));
         assert!(plan("SELECT 1 /* shardgate:Primary */")[0].primary_hint);
         assert!(!plan("SELECT '/* shardgate:primary'")[0].primary_hint);
         assert_eq!(

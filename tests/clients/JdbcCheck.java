@@ -426,10 +426,7 @@ public class JdbcCheck {
             expectEq(count("name = ?", "before-error"), 0L, "the failed transaction's row");
         });
 
-        knownGap("a statement that fails to parse aborts the transaction",
-            "an error at Parse (e.g. 42P01 from a missing table, which pgjdbc sends with the"
-                + " extended protocol) does not mark the transaction failed: the next statement"
-                + " runs instead of getting 25P02",
+        check("a statement that fails to parse aborts the transaction",
             () -> {
                 conn.setAutoCommit(false);
                 try (Statement st = conn.createStatement()) {

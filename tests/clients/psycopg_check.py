@@ -395,8 +395,7 @@ def server_side_prepared_statements():
         expect(cur.fetchone() == (7,), "prepared UPDATE did not apply")
 
 
-@known_gap("DECLARE/FETCH/CLOSE are not supported: DECLARE reaches SQLite and fails with a "
-           "syntax error (42601) instead of working (or at least 0A000)")
+@known_gap("server-side cursors are not supported: DECLARE/FETCH/CLOSE are refused with 0A000")
 def server_side_cursor():
     with conn.cursor(name="drv_cursor") as cur:
         cur.execute("SELECT x FROM generate_series(1, 300) AS x")
