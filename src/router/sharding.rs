@@ -72,34 +72,57 @@ fn from_tables(from: &[TableWithJoins], out: &mut Vec<(String, String)>) -> bool
     simple
 }
 
-/// Every relation named anywhere in a statement, subqueries included.
-fn all_relations(stmt: &Statement) -> HashSet<String> {
-    struct Relations(HashSet<String>);
-    impl Visitor for Relations {
+/// Every relation named anywhere in a statement, subqueries included, each once in the
+/// order it first appears (so that messages name the same table every time).
+fn all_relations(stmt: &Statement) -> Vec<String> {
+    relations_below(stmt, 0)
+}
+
+/// Every relation a statement reads inside a query of its own: in subqueries and derived
+/// tables of a SELECT (not its own FROM list), anywhere in the queries of an INSERT, UPDATE,
+/// DELETE, CREATE TABLE ... AS or CREATE VIEW.
+fn nested_relations(stmt: &Statement) -> Vec<String> {
+    let from_depth = if matches!(stmt, Statement::Query(_)) {
+        2
+    } else {
+        1
+    };
+    relations_below(stmt, from_depth)
+}
+
+/// The relations `node` names inside queries nested `from_depth` deep or more, each once,
+/// in the order they first appear.
+fn relations_below<V: Visit>(node: &V, from_depth: usize) -> Vec<String> {
+    struct Nested {
+        depth: usize,
+        from_depth: usize,
+        relations: Vec<String>,
+    }
+    impl Visitor for Nested {
         type Break = ();
+        fn pre_visit_query(&mut self, _: &Query) -> std::ops::ControlFlow<()> {
+            self.depth += 1;
+            std::ops::ControlFlow::Continue(())
+        }
+        fn post_visit_query(&mut self, _: &Query) -> std::ops::ControlFlow<()> {
+            self.depth = self.depth.saturating_sub(1);
+            std::ops::ControlFlow::Continue(())
+        }
         fn pre_visit_relation(&mut self, relation: &ObjectName) -> std::ops::ControlFlow<()> {
-            self.0.insert(lower_name(relation));
+            let name = lower_name(relation);
+            if self.depth >= self.from_depth && !self.relations.contains(&name) {
+                self.relations.push(name);
+            }
             std::ops::ControlFlow::Continue(())
         }
     }
-    let mut relations = Relations(HashSet::new());
-    let _ = stmt.visit(&mut relations);
-    relations.0
-}
-
-/// Whether an expression holds a subquery.
-fn has_subquery(expr: &Expr) -> bool {
-    struct Finder(bool);
-    impl Visitor for Finder {
-        type Break = ();
-        fn pre_visit_query(&mut self, _: &Query) -> std::ops::ControlFlow<()> {
-            self.0 = true;
-            std::ops::ControlFlow::Break(())
-        }
-    }
-    let mut finder = Finder(false);
-    let _ = expr.visit(&mut finder);
-    finder.0
+    let mut nested = Nested {
+        depth: 0,
+        from_depth,
+        relations: Vec::new(),
+    };
+    let _ = node.visit(&mut nested);
+    nested.relations
 }
 
 /// A literal or bound parameter as a key value.
@@ -137,14 +160,26 @@ fn key_value(expr: &Expr, params: &[Value], integer: bool) -> Option<ShardKey> {
         },
         _ => return None,
     };
-    // A key sent as '42' for an integer key column is the integer 42.
+    // A key sent as '42', 42.0 or 4.2e1 for an integer key column is the integer 42: SQLite
+    // stores it (and compares it) as that integer.
     Some(match raw {
-        ShardKey::Text(t) if integer => match t.trim().parse::<i64>() {
-            Ok(i) => ShardKey::Int(i),
-            Err(_) => ShardKey::Text(t),
+        ShardKey::Text(t) if integer => match integral(&t) {
+            Some(i) => ShardKey::Int(i),
+            None => ShardKey::Text(t),
         },
         other => other,
     })
+}
+
+/// The integer a decimal or integer text denotes exactly, if any.
+fn integral(text: &str) -> Option<i64> {
+    let text = text.trim();
+    if let Ok(i) = text.parse::<i64>() {
+        return Some(i);
+    }
+    let f = text.parse::<f64>().ok()?;
+    // Beyond 2^53 a double no longer says which integer was written.
+    (f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i64)
 }
 
 /// What the WHERE clause says about the shards, for the sharded tables in scope.
@@ -376,8 +411,22 @@ impl Sharding {
                 )
             }
             // Schema changes and everything else that writes reach every shard, so that every
-            // shard has the same schema; session-free reads go to the first.
-            _ if is_write => Ok(Route::Everywhere(self.all())),
+            // shard has the same schema; session-free reads go to the first. A table or view
+            // made from a query over a sharded table would hold each shard's own rows.
+            _ if is_write => match nested_relations(stmt)
+                .iter()
+                .find(|t| self.keys.contains_key(*t))
+            {
+                Some(table) => Err(unsupported(format!(
+                    "{} reading sharded table {table} is not supported across shards (each shard would store only its own rows)",
+                    match stmt {
+                        Statement::CreateTable(_) => "CREATE TABLE ... AS",
+                        Statement::CreateView(_) => "CREATE VIEW",
+                        _ => "a statement",
+                    }
+                ))),
+                None => Ok(Route::Everywhere(self.all())),
+            },
             _ => Ok(Route::One(0)),
         }
     }
@@ -401,12 +450,27 @@ impl Sharding {
             return Ok(Route::One(0));
         };
         let table = lower_name(name);
-        if self.reference.contains(&table) {
-            return Ok(Route::Everywhere(self.all()));
+        let reads = relations_below(insert, 1);
+        if let Some(read) = reads.iter().find(|t| self.keys.contains_key(*t))
+            && !self.keys.contains_key(&table)
+        {
+            return Err(unsupported(format!(
+                "an INSERT into {table} reading sharded table {read} is not supported across shards"
+            )));
         }
         let Some(key) = self.keys.get(&table) else {
-            return Ok(Route::One(0));
+            return self.unsharded_write(&[table.as_str()], &reads);
         };
+        if insert
+            .source
+            .as_ref()
+            .is_some_and(|q| matches!(q.body.as_ref(), SetExpr::Values(_)))
+            && let Some(read) = reads.iter().find(|t| !self.reference.contains(*t))
+        {
+            return Err(unsupported(format!(
+                "a subquery over table {read} in an INSERT into sharded table {table} is not supported across shards"
+            )));
+        }
         let columns: Vec<String> = if insert.columns.is_empty() {
             schema
                 .table(&table)
@@ -519,8 +583,26 @@ impl Sharding {
         }
     }
 
+    /// A write to `targets`, none of them sharded, reading `reads`: on every shard when it
+    /// writes a reference table (so every copy must read the same rows: reference tables
+    /// only), otherwise on the first shard.
+    fn unsharded_write(&self, targets: &[&str], reads: &[String]) -> Result<Route, SqlError> {
+        let Some(target) = targets.iter().find(|t| self.reference.contains(**t)) else {
+            return Ok(Route::One(0));
+        };
+        match reads
+            .iter()
+            .find(|t| !self.reference.contains(*t) && !targets.contains(&t.as_str()))
+        {
+            Some(table) => Err(unsupported(format!(
+                "a write to reference table {target} reading table {table} is not supported across shards (every shard writes its own copy, and {table} is not on every shard)"
+            ))),
+            None => Ok(Route::Everywhere(self.all())),
+        }
+    }
+
     /// A statement over reference and first-shard tables only.
-    fn unsharded_route(&self, tables: &HashSet<String>, is_write: bool) -> Route {
+    fn unsharded_route(&self, tables: &[String], is_write: bool) -> Route {
         let writes_reference = is_write && tables.iter().any(|t| self.reference.contains(t));
         if writes_reference {
             Route::Everywhere(self.all())
@@ -545,16 +627,26 @@ impl Sharding {
             .collect();
         let top: HashSet<&str> = tables.iter().map(|(t, _)| t.as_str()).collect();
         let relations = all_relations(stmt);
+        // A subquery (or derived table) runs on each shard over that shard's rows only.
+        let nested = nested_relations(stmt);
         if let Some(table) = relations
             .iter()
-            .find(|t| self.keys.contains_key(*t) && !top.contains(t.as_str()))
+            .filter(|t| !top.contains(t.as_str()))
+            .chain(nested.iter())
+            .find(|t| self.keys.contains_key(*t))
         {
             return Err(unsupported(format!(
                 "a subquery over sharded table {table} is not supported across shards"
             )));
         }
         if sharded.is_empty() {
-            return Ok(self.unsharded_route(&relations, is_write));
+            return match stmt {
+                Statement::Update(_) | Statement::Delete(_) => {
+                    let targets: Vec<&str> = tables.iter().map(|(t, _)| t.as_str()).collect();
+                    self.unsharded_write(&targets, &relations)
+                }
+                _ => Ok(self.unsharded_route(&relations, is_write)),
+            };
         }
         if let Some((table, _)) = tables
             .iter()
@@ -565,20 +657,13 @@ impl Sharding {
                 sharded[0].0
             )));
         }
-        if let Some(expr) = selection
-            && has_subquery(expr)
-            && relations.iter().any(|t| self.keys.contains_key(t))
-        {
-            // Subqueries over reference tables only are answered on every shard alike.
-            let only_reference = relations
-                .iter()
-                .filter(|t| !top.contains(t.as_str()))
-                .all(|t| self.reference.contains(t));
-            if !only_reference {
-                return Err(unsupported(
-                    "a subquery beside a sharded table is not supported across shards",
-                ));
-            }
+        // Subqueries over reference tables are answered on every shard alike; a table that
+        // lives on the first shard only has no rows on the others.
+        if let Some(table) = nested.iter().find(|t| !self.reference.contains(*t)) {
+            return Err(unsupported(format!(
+                "a subquery over table {table}, which lives on the first shard only, is not supported beside sharded table {} across shards",
+                sharded[0].0
+            )));
         }
         if sharded.len() > 1 {
             self.check_colocated(stmt, &sharded)?;
@@ -736,5 +821,199 @@ impl Sharding {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::parser::Parser;
+
+    use super::*;
+
+    fn expr(sql: &str) -> Expr {
+        Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(sql)
+            .and_then(|mut p| p.parse_expr())
+            .expect("expression parses")
+    }
+
+    fn statement(sql: &str) -> Statement {
+        Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .expect("statement parses")
+            .remove(0)
+    }
+
+    /// 4 hash shards: users by id, orders by user_id, countries a reference table.
+    fn sharding() -> Sharding {
+        let config = ShardingConfig {
+            strategy: ShardingStrategy::Hash,
+            virtual_nodes: 1,
+            tables: vec![
+                ("users".into(), "id".into()),
+                ("orders".into(), "user_id".into()),
+            ],
+            reference_tables: vec!["countries".into()],
+        };
+        let shards: Vec<ShardConfig> = (1..=4)
+            .map(|i| ShardConfig {
+                name: format!("shard-{i}"),
+                primary: format!("shard-{i}.db").into(),
+                replicas: Vec::new(),
+                key_range: None,
+            })
+            .collect();
+        Sharding::new(&config, &shards)
+    }
+
+    fn route(sql: &str, is_write: bool) -> Result<Route, SqlError> {
+        sharding().route(&statement(sql), &[], &Schema::default(), is_write)
+    }
+
+    fn refusal(sql: &str, is_write: bool) -> String {
+        match route(sql, is_write) {
+            Err(SqlError::Unsupported(message)) => message,
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn integer_keys_written_as_decimals_or_text_are_integers() {
+        for written in [
+            "42",
+            "42.0",
+            "'42'",
+            "'42.0'",
+            "4.2e1",
+            "(42.00)",
+            "CAST(42.0 AS INT)",
+        ] {
+            assert_eq!(
+                key_value(&expr(written), &[], true),
+                Some(ShardKey::Int(42)),
+                "{written}"
+            );
+        }
+        assert_eq!(
+            key_value(&expr("-42.0"), &[], true),
+            Some(ShardKey::Int(-42))
+        );
+        // Not an integer: kept as written (it matches no integer row anywhere).
+        assert_eq!(
+            key_value(&expr("42.5"), &[], true),
+            Some(ShardKey::Text("42.5".into()))
+        );
+        assert_eq!(
+            key_value(&expr("'1e400'"), &[], true),
+            Some(ShardKey::Text("1e400".into()))
+        );
+        // A text key column keeps the text.
+        assert_eq!(
+            key_value(&expr("42.0"), &[], false),
+            Some(ShardKey::Text("42.0".into()))
+        );
+        assert_eq!(
+            key_value(&expr("$1"), &[Value::Real(42.0)], true),
+            Some(ShardKey::Int(42))
+        );
+    }
+
+    #[test]
+    fn subqueries_over_sharded_tables_are_refused_wherever_they_are() {
+        for sql in [
+            "SELECT name FROM users WHERE age > (SELECT avg(age) FROM users)",
+            "SELECT id, (SELECT max(age) FROM users) FROM users",
+            "SELECT u.id FROM users u WHERE EXISTS (SELECT 1 FROM orders o WHERE o.user_id = u.id)",
+            "SELECT count(*) FROM (SELECT city FROM users) t",
+            "UPDATE users SET age = (SELECT max(age) FROM users) WHERE id = 1",
+            "DELETE FROM orders WHERE user_id IN (SELECT id FROM users)",
+        ] {
+            assert!(
+                refusal(sql, sql.starts_with("UPDATE") || sql.starts_with("DELETE"))
+                    .starts_with("a subquery over sharded table"),
+                "{sql}"
+            );
+        }
+        // Over a reference table, every shard answers alike.
+        assert_eq!(
+            route(
+                "SELECT id FROM users WHERE city IN (SELECT name FROM countries)",
+                false
+            ),
+            Ok(Route::Many(vec![0, 1, 2, 3]))
+        );
+    }
+
+    #[test]
+    fn tables_on_the_first_shard_only_are_not_read_beside_sharded_ones() {
+        assert_eq!(
+            refusal(
+                "SELECT id, (SELECT v FROM settings WHERE k = 'mode') FROM users",
+                false
+            ),
+            "a subquery over table settings, which lives on the first shard only, is not supported beside sharded table users across shards"
+        );
+        assert!(
+            refusal("UPDATE countries SET name = (SELECT v FROM settings)", true)
+                .starts_with("a write to reference table countries reading table settings")
+        );
+        assert!(
+            refusal(
+                "INSERT INTO countries (code, name) SELECT k, v FROM settings",
+                true
+            )
+            .starts_with("a write to reference table countries reading table settings")
+        );
+        // A write to a first-shard table may read a reference table there.
+        assert_eq!(
+            route(
+                "UPDATE settings SET v = (SELECT name FROM countries WHERE code = 'FR')",
+                true
+            ),
+            Ok(Route::One(0))
+        );
+        assert_eq!(
+            route(
+                "INSERT INTO countries (code, name) VALUES ('FR', 'Paris')",
+                true
+            ),
+            Ok(Route::Everywhere(vec![0, 1, 2, 3]))
+        );
+    }
+
+    #[test]
+    fn statements_storing_a_query_over_a_sharded_table_are_refused() {
+        assert_eq!(
+            refusal(
+                "INSERT INTO settings (k, v) SELECT name, city FROM users",
+                true
+            ),
+            "an INSERT into settings reading sharded table users is not supported across shards"
+        );
+        assert!(
+            refusal("CREATE TABLE copy AS SELECT * FROM users", true)
+                .starts_with("CREATE TABLE ... AS reading sharded table users")
+        );
+        assert!(
+            refusal("CREATE VIEW v AS SELECT * FROM orders", true)
+                .starts_with("CREATE VIEW reading sharded table orders")
+        );
+        assert_eq!(
+            route("CREATE VIEW v AS SELECT * FROM countries", true),
+            Ok(Route::Everywhere(vec![0, 1, 2, 3]))
+        );
+    }
+
+    #[test]
+    fn messages_name_the_first_table_written() {
+        for _ in 0..20 {
+            assert_eq!(
+                refusal(
+                    "SELECT id FROM users UNION SELECT user_id FROM orders",
+                    false
+                ),
+                "UNION, INTERSECT or EXCEPT over sharded table users is not supported across shards"
+            );
+        }
     }
 }
