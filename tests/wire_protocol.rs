@@ -386,3 +386,38 @@ async fn execute_with_max_rows_suspends_the_portal() {
     txn.commit().await.unwrap();
     server.stop().await;
 }
+
+#[tokio::test]
+async fn nulls_sort_as_in_postgresql() {
+    let server = common::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE n (v INT); INSERT INTO n VALUES (2), (NULL), (1)")
+        .await
+        .unwrap();
+    let order = |sql: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .query(sql, &[])
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<_, Option<i32>>(0))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        order("SELECT v FROM n ORDER BY v").await,
+        [Some(1), Some(2), None]
+    );
+    assert_eq!(
+        order("SELECT v FROM n ORDER BY v DESC").await,
+        [None, Some(2), Some(1)]
+    );
+    assert_eq!(
+        order("SELECT v FROM n ORDER BY v NULLS FIRST").await,
+        [None, Some(1), Some(2)]
+    );
+    server.stop().await;
+}

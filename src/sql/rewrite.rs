@@ -335,6 +335,19 @@ impl VisitorMut for ExprRewriter {
 
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
         query.locks.clear();
+        // PostgreSQL sorts NULLs as larger than any value (last ascending, first descending);
+        // SQLite sorts them as smaller. Saying so explicitly gives PostgreSQL's order.
+        if let Some(order_by) = &mut query.order_by
+            && let sqlparser::ast::OrderByKind::Expressions(terms) = &mut order_by.kind
+        {
+            for term in terms {
+                if term.options.nulls_first.is_none() {
+                    let descending =
+                        matches!(term.options.sort, Some(sqlparser::ast::OrderBySort::Desc));
+                    term.options.nulls_first = Some(descending);
+                }
+            }
+        }
         if let Some(LimitClause::LimitOffset {
             limit: limit @ None,
             offset: Some(_),
