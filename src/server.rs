@@ -34,16 +34,8 @@ async fn open_shard(config: &Config, shard: &ShardConfig) -> Result<OpenedShard,
     let (committed, committed_rx) = tokio::sync::watch::channel(Position::default());
     let replicated = !shard.replicas.is_empty();
     let settings = ConnectionSettings {
-        synchronous: config.storage.synchronous,
-        busy_timeout: config.storage.busy_timeout,
-        database: config.database.clone(),
-        server_version: crate::SERVER_VERSION.to_string(),
         replication_log: replicated.then_some(committed),
-        owner: config
-            .users
-            .first()
-            .map(|u| u.name.clone())
-            .unwrap_or_default(),
+        ..ConnectionSettings::new(config)
     };
     let storage_error = |source| StartError::Storage {
         path: shard.primary.display().to_string(),

@@ -361,6 +361,18 @@ async fn copy_hints_and_shard_statistics() {
         .unwrap_err();
     assert_eq!(sqlstate(&err), "22P02");
 
+    // shardgate's SQL functions exist where shard results are merged, too.
+    let row = client
+        .query_one(
+            "SELECT count(*), version(), current_database() FROM users",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 1000);
+    assert!(row.get::<_, String>(1).contains("shardgate"));
+    assert_eq!(row.get::<_, String>(2), "app");
+
     let messages = client.simple_query("SHOW shardgate.shards").await.unwrap();
     let rows: Vec<_> = messages
         .iter()

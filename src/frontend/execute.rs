@@ -369,7 +369,9 @@ impl Shared {
                 ))),
             }
         };
-        let mut output = staged.merge(outputs, rewrite)?;
+        let scratch =
+            crate::storage::open_scratch(&crate::storage::ConnectionSettings::new(&self.config))?;
+        let mut output = staged.merge(scratch, outputs, rewrite)?;
         if staged.aggregates()
             && let Some(original) = plan.rewritten.statements.last()
         {

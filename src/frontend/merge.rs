@@ -1028,8 +1028,11 @@ impl Staged {
 
     /// Loads the shard rows into an in-memory `_merge` table and runs the final query, whose
     /// PostgreSQL text `rewrite` turns into SQLite's.
+    /// `conn` is an empty in-memory database with shardgate's SQL functions
+    /// (`storage::open_scratch`).
     pub fn merge(
         &self,
+        conn: rusqlite::Connection,
         outputs: Vec<ExecOutput>,
         rewrite: impl Fn(&str) -> Result<String, SqlError>,
     ) -> Result<ExecOutput, SqlError> {
@@ -1039,19 +1042,6 @@ impl Staged {
         let internal = |e: rusqlite::Error| {
             SqlError::Unsupported(format!("merging shard results failed: {e}"))
         };
-        let conn = rusqlite::Connection::open_in_memory().map_err(internal)?;
-        // As on the shards: PostgreSQL's LIKE is case-sensitive (HAVING and select-list
-        // expressions over groups run here).
-        conn.pragma_update(None, "case_sensitive_like", "ON")
-            .map_err(internal)?;
-        // PostgreSQL's random(), as the shards have it (SQLite's returns an integer).
-        conn.create_scalar_function(
-            "random",
-            0,
-            rusqlite::functions::FunctionFlags::SQLITE_UTF8,
-            |_| Ok(rand::random::<f64>()),
-        )
-        .map_err(internal)?;
         // Each column keeps the declared type (so the affinity) the shards' column has: a
         // group `age` compares with '50' as the number 50, as it does on one shard.
         let declared: Vec<Option<String>> = outputs.first().map_or_else(Vec::new, |o| {
@@ -1162,8 +1152,13 @@ mod tests {
 
     /// The final query is PostgreSQL text; these tests use only SQL SQLite reads as it is.
     fn merge(staged: &Staged, outputs: Vec<ExecOutput>) -> Result<Vec<Vec<Value>>, SqlError> {
+        let settings = crate::storage::ConnectionSettings::new(
+            &crate::config::Config::parse(crate::config::EMBEDDED_DEFAULT, &Default::default())
+                .unwrap(),
+        );
+        let scratch = crate::storage::open_scratch(&settings).unwrap();
         staged
-            .merge(outputs, |sql| Ok(sql.to_string()))
+            .merge(scratch, outputs, |sql| Ok(sql.to_string()))
             .map(|o| o.rows)
     }
 

@@ -33,6 +33,33 @@ pub struct ConnectionSettings {
     pub replication_log: Option<tokio::sync::watch::Sender<Position>>,
 }
 
+impl ConnectionSettings {
+    /// The settings a configuration gives every connection (no replication log).
+    pub fn new(config: &crate::config::Config) -> ConnectionSettings {
+        ConnectionSettings {
+            synchronous: config.storage.synchronous,
+            busy_timeout: config.storage.busy_timeout,
+            database: config.database.clone(),
+            server_version: crate::SERVER_VERSION.to_string(),
+            owner: config
+                .users
+                .first()
+                .map(|u| u.name.clone())
+                .unwrap_or_default(),
+            replication_log: None,
+        }
+    }
+}
+
+/// An in-memory database with the SQL functions and LIKE semantics of every shardgate
+/// connection, for work the proxy does itself (merging shard results).
+pub fn open_scratch(settings: &ConnectionSettings) -> Result<Connection, StorageError> {
+    let conn = Connection::open_in_memory()?;
+    conn.pragma_update(None, "case_sensitive_like", "ON")?;
+    register_functions(&conn, settings)?;
+    Ok(conn)
+}
+
 /// Whether a connection may write. Read connections are `query_only`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {

@@ -15,7 +15,7 @@ mod pool;
 pub mod schema;
 
 pub use backend::{Backend, BackendSession, Intent, SqliteBackend};
-pub use connection::{ConnectionSettings, SqlConn, open_replica_applier};
+pub use connection::{ConnectionSettings, SqlConn, open_replica_applier, open_scratch};
 pub use error::{LENGTH_CHECK_PREFIX, RANGE_CHECK_PREFIX, StorageError, StorageErrorKind};
 pub use exec::{ColumnOrigin, ExecOutput, ExecRequest, Params, PreparedShape};
 pub use pool::Canceller;
