@@ -486,3 +486,25 @@ async fn a_failing_shard_fails_the_whole_query_naming_it() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_by_a_name_that_is_both_column_and_alias_means_the_column() {
+    let server = common::start_config(&sharded_config("hash")).await;
+    let client = server.connect().await;
+    create_schema(&client).await;
+    client
+        .batch_execute("INSERT INTO users VALUES (1, 'a', 10), (2, 'a', 10), (42, 'b', 10)")
+        .await
+        .unwrap();
+    // PostgreSQL groups by the input column `name`, not by the output alias `name`.
+    let rows = client
+        .query(
+            "SELECT age AS name, count(*) FROM users GROUP BY name, age ORDER BY 2",
+            &[],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(i32, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(got, [(10, 1), (10, 2)]);
+    server.stop().await;
+}

@@ -519,19 +519,42 @@ fn output_name(expr: &Expr, items: &[(Expr, Option<String>)]) -> Option<usize> {
     }
 }
 
+/// `u.city AS city` grouped by `city`: the alias and the column are one.
+fn is_same_column(term: &Expr, item: &Expr) -> bool {
+    let Expr::Identifier(name) = term else {
+        return false;
+    };
+    let column = match item {
+        Expr::Identifier(i) => Some(i),
+        Expr::CompoundIdentifier(parts) => parts.last(),
+        _ => None,
+    };
+    column.is_some_and(|c| c.value.eq_ignore_ascii_case(&name.value))
+}
+
+/// Whether a GROUP BY name that is also an output alias means the input column instead: an
+/// input column of that name exists (and is not the aliased item itself).
+fn alias_yields_to_column(
+    term: &Expr,
+    item: &Expr,
+    is_input_column: &dyn Fn(&str) -> bool,
+) -> bool {
+    if shadows_column(term, item) {
+        return true;
+    }
+    let Expr::Identifier(name) = term else {
+        return false;
+    };
+    is_input_column(&name.value) && !is_same_column(term, item)
+}
+
 /// Whether a GROUP BY name that is also an output alias names an input column: the aliased
 /// expression reads a column of that name.
 fn shadows_column(term: &Expr, item: &Expr) -> bool {
     let Expr::Identifier(name) = term else {
         return false;
     };
-    // `u.city AS city`: the alias and the column are one.
-    let same_column = match item {
-        Expr::Identifier(i) => Some(i),
-        Expr::CompoundIdentifier(parts) => parts.last(),
-        _ => None,
-    };
-    if same_column.is_some_and(|c| c.value.eq_ignore_ascii_case(&name.value)) {
+    if is_same_column(term, item) {
         return false;
     }
     struct Reads<'a>(&'a str, bool);
@@ -633,14 +656,24 @@ fn position_error(position: usize) -> SqlError {
 }
 
 impl MergePlan {
-    pub fn for_plan(plan: &Plan, params: &[Value]) -> Result<MergePlan, SqlError> {
+    /// `is_input_column` says whether a bare name is a column of the query's tables (in GROUP
+    /// BY it then wins over an output alias of the same name, as in PostgreSQL).
+    pub fn for_plan(
+        plan: &Plan,
+        params: &[Value],
+        is_input_column: &dyn Fn(&str) -> bool,
+    ) -> Result<MergePlan, SqlError> {
         let Some(Statement::Query(query)) = plan.statement.as_deref() else {
             return Ok(MergePlan::Concatenate);
         };
-        Self::for_query(query, params)
+        Self::for_query(query, params, is_input_column)
     }
 
-    fn for_query(query: &Query, params: &[Value]) -> Result<MergePlan, SqlError> {
+    fn for_query(
+        query: &Query,
+        params: &[Value],
+        is_input_column: &dyn Fn(&str) -> bool,
+    ) -> Result<MergePlan, SqlError> {
         let SetExpr::Select(select) = query.body.as_ref() else {
             return Err(unsupported("a set operation over a sharded table"));
         };
@@ -837,7 +870,7 @@ impl MergePlan {
             .map(|g| match resolve_item(g, &items) {
                 // In GROUP BY an input column wins over an output alias of the same name
                 // (`age / 10 AS age ... GROUP BY age` groups by the column age).
-                Some(i) if !shadows_column(g, &items[i].0) => &items[i].0,
+                Some(i) if !alias_yields_to_column(g, &items[i].0, is_input_column) => &items[i].0,
                 _ => g,
             })
             .collect();
@@ -1120,7 +1153,10 @@ mod tests {
         let Statement::Query(query) = statement else {
             panic!("not a query: {sql}");
         };
-        MergePlan::for_query(&query, params)
+        MergePlan::for_query(&query, params, &|name| {
+            ["id", "name", "age", "city", "score", "user_id", "total"]
+                .contains(&name.to_ascii_lowercase().as_str())
+        })
     }
 
     fn staged(sql: &str, params: &[Value]) -> Staged {
