@@ -21,11 +21,6 @@ use crate::storage::{
     StorageErrorKind,
 };
 
-enum RouteKind {
-    Everywhere,
-    Other,
-}
-
 /// `SET shardgate.shard = 'name'`: run this session's statements on that shard.
 pub const SHARD_SETTING: &str = "shardgate.shard";
 
@@ -55,17 +50,6 @@ fn concatenate(outputs: Vec<ExecOutput>) -> ExecOutput {
         merged.changes += output.changes;
     }
     merged
-}
-
-fn creates_virtual_table(plan: &Plan) -> bool {
-    plan.rewritten.statements.iter().any(|sql| {
-        let words: Vec<String> = sql
-            .split_whitespace()
-            .take(2)
-            .map(str::to_ascii_lowercase)
-            .collect();
-        words.len() == 2 && words[0] == "create" && words[1] == "virtual"
-    })
 }
 
 fn command_tag(plan: &Plan, output: &ExecOutput) -> pgwire::api::results::Tag {
@@ -159,7 +143,7 @@ impl Shared {
         plan: &Plan,
         params: Vec<Value>,
     ) -> Result<Outcome, Error> {
-        if self.router.shards.iter().any(|s| s.replication.is_some()) && creates_virtual_table(plan)
+        if plan.creates_virtual_table && self.router.shards.iter().any(|s| s.replication.is_some())
         {
             return Err(SqlError::Unsupported(
                 "virtual tables cannot be replicated, and this shard has replicas".into(),
@@ -513,11 +497,8 @@ impl Shared {
         route: Route,
     ) -> Result<ExecOutput, Error> {
         let writes = plan.is_write;
-        let route_kind = if matches!(route, Route::Everywhere(_)) {
-            RouteKind::Everywhere
-        } else {
-            RouteKind::Other
-        };
+        // Every shard holds the same rows (reference table, DDL): one answers for all.
+        let same_data = matches!(route, Route::Everywhere(_));
         match route {
             Route::One(shard) => {
                 let backend = self.txn_session(session, txn, shard, writes).await?;
@@ -527,7 +508,6 @@ impl Shared {
                     .map_err(|e| self.on_shard(shard, e))?)
             }
             Route::Many(shards) | Route::Everywhere(shards) if writes => {
-                let same_data = matches!(route_kind, RouteKind::Everywhere);
                 let mut outputs = Vec::with_capacity(shards.len());
                 for shard in shards {
                     let backend = self.txn_session(session, txn, shard, true).await?;

@@ -75,6 +75,8 @@ pub struct Plan {
     pub shard_hint: Option<String>,
     /// The statement as parsed (PostgreSQL), for routing across shards.
     pub statement: Option<Arc<Statement>>,
+    /// `CREATE VIRTUAL TABLE`: its rows could not be replicated.
+    pub creates_virtual_table: bool,
 }
 
 impl Plan {
@@ -90,6 +92,7 @@ impl Plan {
             primary_hint: false,
             shard_hint: None,
             statement: None,
+            creates_virtual_table: false,
         }
     }
 
@@ -267,6 +270,11 @@ fn plan_statements(sql: &str, schema: &Schema) -> Vec<Plan> {
             plan.rewritten.statements = vec![sql.trim().trim_end_matches(';').to_string()];
             plan.rewritten.changes_schema =
                 matches!(first_word(&body).as_str(), "create" | "drop" | "alter");
+            plan.creates_virtual_table = body
+                .split_whitespace()
+                .take(2)
+                .map(str::to_ascii_lowercase)
+                .eq(["create", "virtual"]);
             vec![plan]
         }
     }
@@ -532,6 +540,7 @@ fn plan_statement(stmt: Statement, schema: &Schema) -> Plan {
     if let Err(error) = name_insert_columns(&mut stmt, schema) {
         return Plan::refuse(error);
     }
+    let creates_virtual_table = matches!(stmt, Statement::CreateVirtualTable { .. });
     let parsed = Arc::new(stmt.clone());
     match rewrite(stmt, catalog) {
         Ok(rewritten) => Plan {
@@ -545,6 +554,7 @@ fn plan_statement(stmt: Statement, schema: &Schema) -> Plan {
             primary_hint: false,
             shard_hint: None,
             statement: Some(parsed),
+            creates_virtual_table,
         },
         Err(error) => Plan::refuse(error),
     }
