@@ -6,6 +6,7 @@ mod execute;
 mod merge;
 pub mod query;
 pub mod session;
+mod status;
 pub mod values;
 
 use std::sync::Arc;

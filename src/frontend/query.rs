@@ -25,6 +25,7 @@ use rusqlite::types::Value;
 
 use super::Shared;
 use super::session::{CopyTarget, REPORTED, Session, SessionState, Txn, TxnState};
+use super::status::{REPLICAS_STATUS, SHARDS_STATUS};
 use super::values::{encode_field, from_binary, from_text};
 use crate::error::{Error, SessionError};
 use crate::router::ReadFrom;
@@ -33,11 +34,6 @@ use crate::sql::infer::ProjectedItem;
 use crate::sql::plan::{Action, Plan, TxnOp};
 use crate::sql::types::{PgType, TypeWithMod, declared_type};
 use crate::storage::{ColumnOrigin, Schema};
-
-/// `SHOW` of this name reports the shard's databases and their replication state.
-pub const REPLICAS_STATUS: &str = "shardgate.replicas";
-/// `SHOW` of this name reports every shard: its key range, rows, size and health.
-pub const SHARDS_STATUS: &str = "shardgate.shards";
 
 /// A result column as clients see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -293,62 +289,6 @@ impl Shared {
             Action::Transaction(op) => self.transaction(session, state, op, messages).await,
             Action::Copy(copy) => self.start_copy(session, state, copy).await,
             Action::Execute => self.execute_plan(session, state, plan, params).await,
-        }
-    }
-
-    /// `SHOW shardgate.replicas`: one row per database of the shard.
-    fn replicas_status(&self) -> Outcome {
-        let column = |name: &str, pg| ResultColumn {
-            name: name.into(),
-            ty: TypeWithMod::plain(pg),
-        };
-        let columns = vec![
-            column("name", PgType::Text),
-            column("role", PgType::Text),
-            column("healthy", PgType::Bool),
-            column("weight", PgType::Int4),
-            column("applied_lsn", PgType::Int8),
-            column("lag_records", PgType::Int8),
-            column("lag_seconds", PgType::Float8),
-            column("reads", PgType::Int8),
-            column("writes", PgType::Int8),
-            column("errors", PgType::Int8),
-            column("degraded_writes", PgType::Int8),
-            column("apply_p50_ms", PgType::Float8),
-            column("apply_p99_ms", PgType::Float8),
-            column("status", PgType::Text),
-        ];
-        let count = |n: u64| Value::Integer(i64::try_from(n).unwrap_or(i64::MAX));
-        let rows = self
-            .router
-            .shards
-            .iter()
-            .flat_map(|shard| shard.status())
-            .map(|db| {
-                vec![
-                    Value::Text(db.name),
-                    Value::Text(db.role.into()),
-                    Value::Integer(i64::from(db.healthy)),
-                    Value::Integer(i64::from(db.weight)),
-                    count(db.applied_lsn),
-                    count(db.lag_records),
-                    Value::Real(db.lag_seconds),
-                    count(db.reads),
-                    count(db.writes),
-                    count(db.errors),
-                    count(db.degraded_writes),
-                    db.apply_delay_ms
-                        .map_or(Value::Null, |(p50, _)| Value::Real(p50)),
-                    db.apply_delay_ms
-                        .map_or(Value::Null, |(_, p99)| Value::Real(p99)),
-                    Value::Text(db.problem.unwrap_or_else(|| "ok".into())),
-                ]
-            })
-            .collect();
-        Outcome::Rows {
-            columns,
-            rows,
-            tag: "SHOW".into(),
         }
     }
 
