@@ -78,30 +78,6 @@ done
 # ---------------------------------------------------------------------------------------------
 # pgbench helpers
 
-# run_pgbench LABEL ARGS... : runs pgbench, checks it completed with 0 failed transactions,
-# prints the TPS (excluding connection time) on stdout.
-run_pgbench() {
-  local label=$1 out rc failed tps
-  shift
-  out="$work/pgbench-$label.log"
-  if timeout $((DURATION + HANG_MARGIN)) pgbench -M prepared -c 8 -j 2 -T "$DURATION" "$@" >"$out" 2>&1; then
-    rc=0
-  else
-    rc=$?
-  fi
-  if [ "$rc" = 124 ]; then
-    cat "$out" >&2
-    die "$label: pgbench did not finish within $((DURATION + HANG_MARGIN))s (hang)"
-  fi
-  failed=$(awk '/^number of failed transactions:/ {print $5}' "$out")
-  tps=$(awk '/^tps = / {print $3}' "$out")
-  if [ "$rc" != 0 ] || [ "$failed" != 0 ] || [ -z "$tps" ] || grep -qiE 'error|aborted' "$out"; then
-    cat "$out" >&2
-    die "$label: pgbench exit status $rc, failed transactions '${failed:-?}'"
-  fi
-  log "$label: $tps tps ($(awk '/^number of transactions actually processed:/ {print $6}' "$out") transactions, 0 failed)"
-  echo "$tps"
-}
 
 # init_pgbench ARGS... : a fresh scale-1 data set.
 init_pgbench() {

@@ -181,30 +181,6 @@ copy_in() {
   ms_since "$t0"
 }
 
-# run_pgbench LABEL ARGS... : runs pgbench, checks it completed with 0 failed transactions,
-# prints the TPS (excluding connection time) on stdout; the log is $work/pgbench-LABEL.log.
-run_pgbench() {
-  local label=$1 out rc failed tps
-  shift
-  out="$work/pgbench-$label.log"
-  if timeout $((DURATION + HANG_MARGIN)) pgbench -n -M prepared -c 8 -j 2 -T "$DURATION" "$@" >"$out" 2>&1; then
-    rc=0
-  else
-    rc=$?
-  fi
-  if [ "$rc" = 124 ]; then
-    cat "$out" >&2
-    die "$label: pgbench did not finish within $((DURATION + HANG_MARGIN))s (hang)"
-  fi
-  failed=$(awk '/^number of failed transactions:/ {print $5}' "$out")
-  tps=$(awk '/^tps = / {print $3}' "$out")
-  if [ "$rc" != 0 ] || [ "$failed" != 0 ] || [ -z "$tps" ] || grep -qiE 'error|aborted' "$out"; then
-    cat "$out" >&2
-    die "$label: pgbench exit status $rc, failed transactions '${failed:-?}'"
-  fi
-  log "$label: $tps tps ($(processed "$label") transactions, 0 failed)"
-  echo "$tps"
-}
 processed() { awk '/^number of transactions actually processed:/ {print $6}' "$work/pgbench-$1.log"; }
 
 # median : the median of the numbers on stdin.
@@ -234,9 +210,9 @@ for shards in 1 "$SHARDS_MANY"; do
   LOAD[$name]=$(copy_in "$name" kv "$work/kv.tsv")
   log "$name: loaded $KV_ROWS rows with COPY in ${LOAD[$name]} ms"
   check_spread "$name" kv "$KV_ROWS"
-  TPS[$name-ro]=$(run_pgbench "$name-ro" -f "$work/ro.sql" "${SG[@]}")
+  TPS[$name-ro]=$(run_pgbench "$name-ro" -n -f "$work/ro.sql" "${SG[@]}")
   before=$(one "$name" "SELECT sum(v) FROM kv")
-  TPS[$name-rw]=$(run_pgbench "$name-rw" -f "$work/rw.sql" "${SG[@]}")
+  TPS[$name-rw]=$(run_pgbench "$name-rw" -n -f "$work/rw.sql" "${SG[@]}")
   after=$(one "$name" "SELECT sum(v) FROM kv")
   done_tx=$(processed "$name-rw")
   [ $((after - before)) = "$done_tx" ] \
