@@ -117,7 +117,7 @@ impl SqliteBackend {
         let pool = self.writer.as_ref().unwrap_or(&self.readers);
         let mut lease = pool.lease().await?;
         let schema = lease
-            .run(&Canceller::default(), |conn| conn.as_internal(Schema::load))
+            .run_blocking(&Canceller::default(), |conn| conn.as_internal(Schema::load))
             .await?;
         if let Ok(mut slot) = self.schema.write() {
             *slot = Arc::new(schema);
@@ -142,7 +142,7 @@ impl Backend for SqliteBackend {
     async fn describe(&self, sql: Arc<str>) -> Result<PreparedShape, StorageError> {
         let mut lease = self.readers.lease().await?;
         lease
-            .run(&Canceller::default(), move |conn| {
+            .run_blocking(&Canceller::default(), move |conn| {
                 exec::describe(conn, &sql)
             })
             .await
@@ -155,7 +155,7 @@ impl Backend for SqliteBackend {
     async fn trim_replication_log(&self, below: u64) -> Result<usize, StorageError> {
         let mut lease = self.writer()?.lease().await?;
         lease
-            .run(&Canceller::default(), move |conn| {
+            .run_blocking(&Canceller::default(), move |conn| {
                 conn.as_internal(|c| crate::replication::log::truncate_below(c, below))
             })
             .await
@@ -191,9 +191,10 @@ impl BackendSession for SqliteSession {
         canceller: &Canceller,
     ) -> Result<ExecOutput, StorageError> {
         let changes_schema = request.changes_schema;
+        let cost_key = request.statements.first().cloned().unwrap_or_default();
         let (output, schema) = self
             .lease
-            .run(canceller, move |conn| {
+            .run(canceller, &cost_key, move |conn| {
                 let output = exec::execute(conn, &request)?;
                 let schema = if changes_schema {
                     Some(conn.as_internal(Schema::load)?)
@@ -212,16 +213,20 @@ impl BackendSession for SqliteSession {
     }
 
     async fn begin(&mut self, canceller: &Canceller) -> Result<(), StorageError> {
-        self.lease.run(canceller, |conn| conn.begin()).await
+        self.lease
+            .run(canceller, "BEGIN", |conn| conn.begin())
+            .await
     }
 
     async fn commit(&mut self, canceller: &Canceller) -> Result<Option<u64>, StorageError> {
-        self.lease.run(canceller, |conn| conn.commit()).await
+        self.lease
+            .run(canceller, "COMMIT", |conn| conn.commit())
+            .await
     }
 
     async fn rollback(&mut self, canceller: &Canceller) -> Result<(), StorageError> {
         self.lease
-            .run(canceller, |conn| {
+            .run(canceller, "ROLLBACK", |conn| {
                 conn.rollback();
                 Ok(())
             })

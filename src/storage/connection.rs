@@ -13,6 +13,7 @@ use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::{Connection, OpenFlags};
 
 use super::error::StorageError;
+use super::pool::RunTimes;
 use super::{pg_catalog, schema};
 use crate::config::SyncMode;
 use crate::replication::log::{LogWriter, Position};
@@ -75,6 +76,7 @@ pub struct SqlConn {
     log: Option<RefCell<LogWriter>>,
     pub conn: Connection,
     internal: Arc<AtomicBool>,
+    pub(super) run_times: RunTimes,
 }
 
 impl SqlConn {
@@ -240,6 +242,7 @@ pub fn open(
         log,
         conn,
         internal,
+        run_times: RunTimes::default(),
     })
 }
 

@@ -2,8 +2,10 @@
 //! a transaction rolls the transaction back first, so a pooled connection is never handed out
 //! mid-transaction (even when a client disconnects in the middle of one).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rusqlite::InterruptHandle;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -130,11 +132,44 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// Runs `f` on the leased connection without stalling other tasks. A panic inside `f` loses this
-    /// connection (the pool opens a new one later) and is reported as an internal error.
+    /// Runs `f` on the leased connection. `cost_key` names the work (the statement text, or
+    /// `BEGIN`/`COMMIT`): work this connection last finished quickly under that name runs right
+    /// here on the async worker, anything else (new, or slow last time) runs under
+    /// `block_in_place`, which hands the worker's other tasks to another thread first. A panic
+    /// inside `f` loses this connection (the pool opens a new one later) and is reported as an
+    /// internal error.
     pub async fn run<T: Send + 'static>(
         &mut self,
         canceller: &Canceller,
+        cost_key: &str,
+        f: impl FnOnce(&SqlConn) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let inline = self
+            .conn
+            .as_ref()
+            .is_some_and(|conn| conn.run_times.is_quick(cost_key));
+        let started = Instant::now();
+        let result = self.run_placed(canceller, inline, f).await;
+        if let Some(conn) = self.conn.as_mut() {
+            conn.run_times.record(cost_key, started.elapsed());
+        }
+        result
+    }
+
+    /// Runs `f` without ever blocking the async worker: for work whose cost is not worth
+    /// remembering (describing a statement, loading the schema, trimming the log).
+    pub async fn run_blocking<T: Send + 'static>(
+        &mut self,
+        canceller: &Canceller,
+        f: impl FnOnce(&SqlConn) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        self.run_placed(canceller, false, f).await
+    }
+
+    async fn run_placed<T: Send + 'static>(
+        &mut self,
+        canceller: &Canceller,
+        inline: bool,
         f: impl FnOnce(&SqlConn) -> Result<T, StorageError> + Send + 'static,
     ) -> Result<T, StorageError> {
         let conn = self
@@ -142,27 +177,26 @@ impl Lease {
             .take()
             .ok_or_else(|| StorageError::internal("connection lost after an earlier failure"))?;
         canceller.set(Some(Arc::new(conn.conn.get_interrupt_handle())));
-        // On the multi-threaded runtime the statement runs on this worker (block_in_place
-        // hands the worker's other tasks to another thread): a point select is a few µs of
-        // SQLite work, and a spawn_blocking round trip per statement cost a fifth of pgbench -S
-        // throughput (25k → 33k TPS). A panic is still contained to this statement.
-        let joined = if tokio::runtime::Handle::current().runtime_flavor()
-            == tokio::runtime::RuntimeFlavor::MultiThread
-        {
-            tokio::task::block_in_place(move || {
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-                    let result = f(&conn);
-                    (conn, result)
-                }))
-                .map_err(|_| "a panic")
-            })
-        } else {
-            tokio::task::spawn_blocking(move || {
+        let contained = move || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
                 let result = f(&conn);
                 (conn, result)
-            })
-            .await
+            }))
             .map_err(|_| "a panic")
+        };
+        // A spawn_blocking round trip per statement cost a fifth of pgbench -S throughput
+        // (25k → 33k TPS with block_in_place), and block_in_place itself wakes a thread per
+        // statement; a point select is a few µs of SQLite work, less than either hand-off.
+        let joined = if inline {
+            contained()
+        } else if tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::MultiThread
+        {
+            tokio::task::block_in_place(contained)
+        } else {
+            tokio::task::spawn_blocking(contained)
+                .await
+                .unwrap_or(Err("a panic"))
         };
         canceller.set(None);
         match joined {
@@ -206,5 +240,34 @@ impl Drop for Lease {
             }
             Err(_) => rollback(),
         }
+    }
+}
+
+/// How long named work last took on one connection, to tell statements that may run on the
+/// async worker from those that must not block it.
+#[derive(Default)]
+pub struct RunTimes(HashMap<Box<str>, Duration>);
+
+impl RunTimes {
+    /// Work up to this long runs on the async worker. A statement that suddenly takes longer
+    /// (its table grew) stalls that worker once and is then run off it.
+    const QUICK: Duration = Duration::from_micros(500);
+    /// Names remembered per connection; an application with more distinct statements than
+    /// this starts over, which costs each statement one off-worker run.
+    const CAPACITY: usize = 2048;
+
+    fn is_quick(&self, key: &str) -> bool {
+        self.0.get(key).is_some_and(|took| *took <= Self::QUICK)
+    }
+
+    fn record(&mut self, key: &str, took: Duration) {
+        if let Some(last) = self.0.get_mut(key) {
+            *last = took;
+            return;
+        }
+        if self.0.len() >= Self::CAPACITY {
+            self.0.clear();
+        }
+        self.0.insert(key.into(), took);
     }
 }
