@@ -1,6 +1,7 @@
 //! The PostgreSQL frontend: the listener, the pgwire handlers, and shutdown.
 
 mod auth;
+mod connection;
 mod copy;
 mod execute;
 mod merge;
@@ -14,7 +15,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use pgwire::api::cancel::CancelHandler;
-use pgwire::api::{NoopHandler, PgWireServerHandlers};
 use pgwire::messages::cancel::CancelRequest;
 use tokio::net::TcpListener;
 
@@ -110,32 +110,12 @@ impl CancelHandler for Cancel {
     }
 }
 
+/// The pgwire handlers every connection's message loop dispatches to.
 struct Handlers {
     startup: Arc<auth::Startup>,
     query: Arc<query::QueryHandler>,
     copy: Arc<copy::CopyIn>,
     cancel: Arc<Cancel>,
-}
-
-impl PgWireServerHandlers for Handlers {
-    fn simple_query_handler(&self) -> Arc<impl pgwire::api::query::SimpleQueryHandler> {
-        self.query.clone()
-    }
-    fn extended_query_handler(&self) -> Arc<impl pgwire::api::query::ExtendedQueryHandler> {
-        self.query.clone()
-    }
-    fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
-        self.startup.clone()
-    }
-    fn copy_handler(&self) -> Arc<impl pgwire::api::copy::CopyHandler> {
-        self.copy.clone()
-    }
-    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
-        self.cancel.clone()
-    }
-    fn error_handler(&self) -> Arc<impl pgwire::api::ErrorHandler> {
-        Arc::new(NoopHandler)
-    }
 }
 
 /// Counts a connection for `max_connections` while it lives.
@@ -182,7 +162,7 @@ pub async fn serve(
                 let handlers = handlers.clone();
                 tasks.spawn(async move {
                     let _slot = slot;
-                    if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+                    if let Err(e) = connection::serve(socket, handlers).await {
                         tracing::debug!("connection from {peer} ended: {e}");
                     }
                 });

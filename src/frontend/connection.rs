@@ -1,0 +1,196 @@
+//! One client connection: refusing TLS, the message loop, and when replies reach the socket.
+//!
+//! pgwire's handlers flush after every message they send, so a prepared point select was
+//! answered with four `sendto` calls (BindComplete, DataRow + CommandComplete, ReadyForQuery)
+//! where PostgreSQL makes one. Here replies gather in [`Coalescing`] and are written when the
+//! loop has no complete client message left to process, the moment PostgreSQL flushes too;
+//! a large result is written as it grows past [`Coalescing::HIGH_WATER`], so it streams.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use futures::{FutureExt, SinkExt, StreamExt};
+use pgwire::api::ClientInfo;
+use pgwire::api::PgWireConnectionState;
+use pgwire::messages::PgWireFrontendMessage;
+use pgwire::tokio::server::{negotiate_tls, process_error, process_message};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_util::codec::{Framed, FramedParts};
+
+use super::Handlers;
+
+/// How long a client may take from connecting to finishing authentication (PostgreSQL's
+/// `authentication_timeout` is a minute too).
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Serves one client until it disconnects, fails fatally or the task is aborted.
+pub async fn serve(tcp: TcpStream, handlers: Arc<Handlers>) -> io::Result<()> {
+    let startup_deadline = tokio::time::sleep(STARTUP_TIMEOUT);
+    tokio::pin!(startup_deadline);
+    let negotiated = tokio::select! {
+        _ = &mut startup_deadline => return Ok(()),
+        negotiated = negotiate_tls(tcp, None) => negotiated?,
+    };
+    // `None`: the client opened with a TLS handshake, which this server does not offer.
+    let Some(plain) = negotiated else {
+        return Ok(());
+    };
+    let old = plain.into_parts();
+    let mut parts = FramedParts::new(Coalescing::new(old.io), old.codec);
+    parts.read_buf = old.read_buf;
+    parts.write_buf = old.write_buf;
+    let mut socket = Framed::from_parts(parts);
+
+    loop {
+        let next = match socket.next().now_or_never() {
+            Some(buffered) => buffered,
+            None => {
+                write_out(&mut socket).await?;
+                if awaiting_startup(&socket) {
+                    tokio::select! {
+                        _ = &mut startup_deadline => None,
+                        next = socket.next() => next,
+                    }
+                } else {
+                    socket.next().await
+                }
+            }
+        };
+        let Some(Ok(message)) = next else {
+            break;
+        };
+        // A Terminate means the client is leaving; some (asyncpg) wait for the server to close.
+        if matches!(message, PgWireFrontendMessage::Terminate(_)) {
+            break;
+        }
+        let is_extended_query = match socket.state() {
+            PgWireConnectionState::CopyInProgress(is_extended_query) => is_extended_query,
+            _ => message.is_extended_query(),
+        };
+        // A CancelRequest arrives on a connection of its own, which ends after it.
+        let is_cancel_request = matches!(message, PgWireFrontendMessage::CancelRequest(_));
+        if let Err(error) = process_message(
+            message,
+            &mut socket,
+            handlers.startup.clone(),
+            handlers.query.clone(),
+            handlers.query.clone(),
+            handlers.copy.clone(),
+            handlers.cancel.clone(),
+        )
+        .await
+        {
+            let is_fatal = error.is_fatal();
+            process_error(&mut socket, error, is_extended_query).await?;
+            if is_fatal {
+                write_out(&mut socket).await?;
+                break;
+            }
+        }
+        if is_cancel_request {
+            break;
+        }
+    }
+    write_out(&mut socket).await
+}
+
+fn awaiting_startup<T: 'static, S>(
+    socket: &Framed<T, pgwire::tokio::server::PgWireMessageServerCodec<S>>,
+) -> bool {
+    matches!(
+        socket.state(),
+        PgWireConnectionState::AwaitingStartup | PgWireConnectionState::AuthenticationInProgress
+    )
+}
+
+/// Writes every gathered reply to the client.
+async fn write_out<IO, C>(socket: &mut Framed<Coalescing<IO>, C>) -> io::Result<()>
+where
+    IO: AsyncWrite + Unpin,
+    Framed<Coalescing<IO>, C>:
+        futures::Sink<pgwire::messages::PgWireBackendMessage, Error = io::Error>,
+{
+    socket.get_mut().flush_requested = true;
+    let flushed = SinkExt::<pgwire::messages::PgWireBackendMessage>::flush(socket).await;
+    socket.get_mut().flush_requested = false;
+    flushed
+}
+
+/// A stream whose writes gather in memory until a flush is requested or they outgrow
+/// [`Coalescing::HIGH_WATER`]; the flushes pgwire's handlers ask for in between are no-ops.
+pub struct Coalescing<IO> {
+    inner: IO,
+    pending: BytesMut,
+    flush_requested: bool,
+}
+
+impl<IO> Coalescing<IO> {
+    /// Above this many gathered bytes, writes go out without waiting for a flush.
+    const HIGH_WATER: usize = 64 * 1024;
+
+    fn new(inner: IO) -> Self {
+        Coalescing {
+            inner,
+            pending: BytesMut::new(),
+            flush_requested: false,
+        }
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> Coalescing<IO> {
+    fn poll_write_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.pending.is_empty() {
+            let written = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.pending))?;
+            if written == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.pending.advance(written);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Coalescing<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Coalescing<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.pending.len() >= Self::HIGH_WATER {
+            ready!(this.poll_write_pending(cx))?;
+        }
+        this.pending.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.flush_requested {
+            return Poll::Ready(Ok(()));
+        }
+        ready!(this.poll_write_pending(cx))?;
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_write_pending(cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
+    }
+}
