@@ -1,6 +1,7 @@
 # Shared by the bench scripts: logging, failing loudly, starting and stopping a shardgate
-# server, and running pgbench. The caller sets SG_BIN, SG_CONF, SG_LISTEN_PORT, DURATION,
-# HANG_MARGIN and work, and its cleanup trap kills SG_PID if it is still set.
+# server, running pgbench, and reading SHOW shardgate.replicas. The caller sets SG_BIN, SG_CONF,
+# SG_LISTEN_PORT, DURATION, HANG_MARGIN and work, and its cleanup trap kills SG_PID if it is
+# still set.
 
 log() { echo "==> $*" >&2; }
 die() {
@@ -54,20 +55,22 @@ stop_sg() {
   log "$name: shardgate stopped, exit status 0"
 }
 
-# run_pgbench LABEL ARGS... : runs pgbench, checks it completed with 0 failed transactions,
-# prints the TPS (excluding connection time) on stdout; the log is $work/pgbench-LABEL.log.
-run_pgbench() {
-  local label=$1 out rc failed tps
-  shift
+# check_pgbench LABEL TIMEOUT ARGS... : runs `pgbench ARGS...` for at most TIMEOUT seconds into
+# $work/pgbench-LABEL.log; dies (printing the log) on a hang, a non-zero exit, a failed
+# transaction, a missing tps line or any error/abort message, so a number is never reported for
+# a run that went wrong.
+check_pgbench() {
+  local label=$1 limit=$2 out rc failed tps
+  shift 2
   out="$work/pgbench-$label.log"
-  if timeout $((DURATION + HANG_MARGIN)) pgbench -M prepared -c 8 -j 2 -T "$DURATION" "$@" >"$out" 2>&1; then
+  if timeout "$limit" pgbench "$@" >"$out" 2>&1; then
     rc=0
   else
     rc=$?
   fi
   if [ "$rc" = 124 ]; then
     cat "$out" >&2
-    die "$label: pgbench did not finish within $((DURATION + HANG_MARGIN))s (hang)"
+    die "$label: pgbench did not finish within ${limit}s (hang)"
   fi
   failed=$(awk '/^number of failed transactions:/ {print $5}' "$out")
   tps=$(awk '/^tps = / {print $3}' "$out")
@@ -76,5 +79,57 @@ run_pgbench() {
     die "$label: pgbench exit status $rc, failed transactions '${failed:-?}'"
   fi
   log "$label: $tps tps ($(awk '/^number of transactions actually processed:/ {print $6}' "$out") transactions, 0 failed)"
-  echo "$tps"
+}
+
+# run_pgbench LABEL MODE CLIENTS THREADS ARGS... : `pgbench -M MODE -c CLIENTS -j THREADS
+# -T $DURATION ARGS...`, checked as above (a hang is DURATION + HANG_MARGIN seconds); prints the
+# TPS (excluding connection time) on stdout; the log is $work/pgbench-LABEL.log.
+run_pgbench() {
+  local label=$1 mode=$2 clients=$3 threads=$4
+  shift 4
+  check_pgbench "$label" $((DURATION + HANG_MARGIN)) -M "$mode" -c "$clients" -j "$threads" -T "$DURATION" "$@"
+  awk '/^tps = / {print $3}' "$work/pgbench-$label.log"
+}
+
+# show_replicas : SHOW shardgate.replicas of the server in SG as '|'-separated rows with a
+# header line.
+show_replicas() {
+  timeout 10 psql -X -q -A -F'|' -P footer=off -v ON_ERROR_STOP=1 "${SG[@]}" -c 'SHOW shardgate.replicas'
+}
+
+# cols FILE COLUMN... : the named columns of every row of SHOW outputs in FILE (header lines
+# skipped), space-separated, NULL for an empty value.
+cols() {
+  local file=$1
+  shift
+  awk -F'|' -v want="$*" '
+    BEGIN { n = split(want, names, " ") }
+    /^name\|/ { for (i = 1; i <= NF; i++) col[$i] = i; next }
+    NF > 1 {
+      line = ""
+      for (i = 1; i <= n; i++) {
+        if (!(names[i] in col)) { print "no column " names[i] > "/dev/stderr"; exit 1 }
+        v = $col[names[i]]; if (v == "") v = "NULL"
+        line = line (i > 1 ? " " : "") v
+      }
+      print line
+    }' "$file"
+}
+
+# wait_caught_up NAME REPLICAS : until the server in SG lists REPLICAS replicas, each with
+# lag_records = 0 (at most CATCHUP_TIMEOUT seconds, default 300).
+wait_caught_up() {
+  local name=$1 replicas=$2 deadline=$((SECONDS + ${CATCHUP_TIMEOUT:-300})) snap="$work/catchup.txt"
+  while :; do
+    show_replicas >"$snap" || die "$name: SHOW shardgate.replicas failed"
+    if [ "$(cols "$snap" role | grep -c '^replica$')" = "$replicas" ] \
+      && [ -z "$(cols "$snap" role lag_records | awk '$1 == "replica" && $2 != 0')" ]; then
+      return
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      cat "$snap" >&2
+      die "$name: replicas not caught up (lag_records = 0) within ${CATCHUP_TIMEOUT:-300}s"
+    fi
+    sleep 0.5
+  done
 }

@@ -96,9 +96,9 @@ su postgres -c "$PGBIN/pg_ctl -D $work/pg -o '-p $PG_PORT -k $work -c listen_add
 su postgres -c "createdb -h 127.0.0.1 -p $PG_PORT bench"
 PG=(-h 127.0.0.1 -p "$PG_PORT" -U postgres bench)
 init_pgbench "${PG[@]}"
-pg_tpcb=$(run_pgbench pg-tpcb "${PG[@]}")
+pg_tpcb=$(run_pgbench pg-tpcb prepared 8 2 "${PG[@]}")
 init_pgbench "${PG[@]}"
-pg_select=$(run_pgbench pg-select -S "${PG[@]}")
+pg_select=$(run_pgbench pg-select prepared 8 2 -S "${PG[@]}")
 # Stop it so it does not compete with shardgate for the CPUs.
 su postgres -c "$PGBIN/pg_ctl -D $work/pg stop -m fast" >/dev/null
 
@@ -174,52 +174,11 @@ EOF
 }
 
 
-# show_replicas : SHOW shardgate.replicas as '|'-separated rows with a header line.
-show_replicas() {
-  timeout 10 psql -X -q -A -F'|' -P footer=off -v ON_ERROR_STOP=1 "${SG[@]}" -c 'SHOW shardgate.replicas'
-}
-
-# cols FILE COLUMN... : the named columns of every row of SHOW outputs in FILE (header lines
-# skipped), space-separated, NULL for an empty value.
-cols() {
-  local file=$1
-  shift
-  awk -F'|' -v want="$*" '
-    BEGIN { n = split(want, names, " ") }
-    /^name\|/ { for (i = 1; i <= NF; i++) col[$i] = i; next }
-    NF > 1 {
-      line = ""
-      for (i = 1; i <= n; i++) {
-        if (!(names[i] in col)) { print "no column " names[i] > "/dev/stderr"; exit 1 }
-        v = $col[names[i]]; if (v == "") v = "NULL"
-        line = line (i > 1 ? " " : "") v
-      }
-      print line
-    }' "$file"
-}
-
 # check_status NAME FILE : every database healthy, with 0 errors and status ok.
 check_status() {
   local bad
   bad=$(cols "$2" name healthy errors status | awk '$2 != "t" || $3 != 0 || $4 != "ok"')
   [ -z "$bad" ] || { cat "$2" >&2; die "$1: SHOW shardgate.replicas reports unhealthy databases or errors: $bad"; }
-}
-
-# wait_caught_up NAME : until both replicas report lag_records = 0.
-wait_caught_up() {
-  local name=$1 deadline=$((SECONDS + CATCHUP_TIMEOUT)) snap="$work/catchup.txt"
-  while :; do
-    show_replicas >"$snap" || die "$name: SHOW shardgate.replicas failed"
-    if [ "$(cols "$snap" role | grep -c '^replica$')" = 2 ] \
-      && [ -z "$(cols "$snap" role lag_records | awk '$1 == "replica" && $2 != 0')" ]; then
-      return
-    fi
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      cat "$snap" >&2
-      die "$name: replicas not caught up (lag_records = 0) within ${CATCHUP_TIMEOUT}s"
-    fi
-    sleep 0.5
-  done
 }
 
 # start_poll NAME / stop_poll : SHOW shardgate.replicas every 0.5 s into $work/poll-NAME.txt.
@@ -285,9 +244,9 @@ declare -A TPS LAG
 write_config plain asynchronous 0
 start_sg plain
 init_pgbench "${SG[@]}"
-TPS[plain-tpcb]=$(run_pgbench plain-tpcb "${SG[@]}")
+TPS[plain-tpcb]=$(run_pgbench plain-tpcb prepared 8 2 "${SG[@]}")
 init_pgbench "${SG[@]}"
-TPS[plain-select]=$(run_pgbench plain-select -S "${SG[@]}")
+TPS[plain-select]=$(run_pgbench plain-select prepared 8 2 -S "${SG[@]}")
 stop_sg plain
 
 # ---------------------------------------------------------------------------------------------
@@ -298,9 +257,9 @@ for mode in asynchronous semi_synchronous synchronous; do
   start_sg "$name"
   init_pgbench "${SG[@]}"
   # Start from replicas that have applied the initial data set.
-  wait_caught_up "$name"
+  wait_caught_up "$name" 2
   start_poll "$name"
-  TPS[$name-tpcb]=$(run_pgbench "$name-tpcb" "${SG[@]}")
+  TPS[$name-tpcb]=$(run_pgbench "$name-tpcb" prepared 8 2 "${SG[@]}")
   show_replicas >"$work/after-$name.txt" || die "$name: SHOW shardgate.replicas failed"
   stop_poll
   check_status "$name" "$work/after-$name.txt"
@@ -317,7 +276,7 @@ for mode in asynchronous semi_synchronous synchronous; do
   LAG[$name]=$lines
   log "$name: SHOW shardgate.replicas right after pgbench:"
   cat "$work/after-$name.txt" >&2
-  wait_caught_up "$name"
+  wait_caught_up "$name" 2
   compare_files "$name"
   stop_sg "$name"
 done
@@ -328,9 +287,9 @@ name=async-select
 write_config "$name" asynchronous 2
 start_sg "$name"
 init_pgbench "${SG[@]}"
-wait_caught_up "$name"
+wait_caught_up "$name" 2
 show_replicas >"$work/before-$name.txt" || die "$name: SHOW shardgate.replicas failed"
-TPS[$name]=$(run_pgbench "$name" -S "${SG[@]}")
+TPS[$name]=$(run_pgbench "$name" prepared 8 2 -S "${SG[@]}")
 show_replicas >"$work/after-$name.txt" || die "$name: SHOW shardgate.replicas failed"
 log "$name: SHOW shardgate.replicas after pgbench -S:"
 cat "$work/after-$name.txt" >&2

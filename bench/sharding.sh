@@ -210,9 +210,9 @@ for shards in 1 "$SHARDS_MANY"; do
   LOAD[$name]=$(copy_in "$name" kv "$work/kv.tsv")
   log "$name: loaded $KV_ROWS rows with COPY in ${LOAD[$name]} ms"
   check_spread "$name" kv "$KV_ROWS"
-  TPS[$name-ro]=$(run_pgbench "$name-ro" -n -f "$work/ro.sql" "${SG[@]}")
+  TPS[$name-ro]=$(run_pgbench "$name-ro" prepared 8 2 -n -f "$work/ro.sql" "${SG[@]}")
   before=$(one "$name" "SELECT sum(v) FROM kv")
-  TPS[$name-rw]=$(run_pgbench "$name-rw" -n -f "$work/rw.sql" "${SG[@]}")
+  TPS[$name-rw]=$(run_pgbench "$name-rw" prepared 8 2 -n -f "$work/rw.sql" "${SG[@]}")
   after=$(one "$name" "SELECT sum(v) FROM kv")
   done_tx=$(processed "$name-rw")
   [ $((after - before)) = "$done_tx" ] \
