@@ -148,6 +148,8 @@ struct RawStorage {
     synchronous: Option<SyncMode>,
     busy_timeout: Option<String>,
     read_connections: Option<usize>,
+    page_cache_mib: Option<u32>,
+    mmap_mib: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -322,6 +324,10 @@ pub struct StorageConfig {
     pub synchronous: SyncMode,
     pub busy_timeout: std::time::Duration,
     pub read_connections: usize,
+    /// SQLite page cache per connection, in MiB.
+    pub page_cache_mib: u32,
+    /// How much of each database file is read through a memory map, in MiB (0: none).
+    pub mmap_mib: u32,
 }
 
 /// The validated configuration the server runs with.
@@ -385,10 +391,12 @@ impl Config {
         out.push_str(&format!("auth              {}\n", self.auth));
         out.push_str(&format!("max_connections   {}\n", self.max_connections));
         out.push_str(&format!(
-            "storage           synchronous={} busy_timeout={:?} read_connections={}\n",
+            "storage           synchronous={} busy_timeout={:?} read_connections={} page_cache_mib={} mmap_mib={}\n",
             self.storage.synchronous.pragma_value(),
             self.storage.busy_timeout,
-            self.storage.read_connections
+            self.storage.read_connections,
+            self.storage.page_cache_mib,
+            self.storage.mmap_mib
         ));
         let users: Vec<&str> = self.users.iter().map(|u| u.name.as_str()).collect();
         out.push_str(&format!("users             {}\n", users.join(", ")));
@@ -788,6 +796,8 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigError
             synchronous: raw.storage.synchronous.unwrap_or(SyncMode::Normal),
             busy_timeout,
             read_connections,
+            page_cache_mib: raw.storage.page_cache_mib.unwrap_or(16),
+            mmap_mib: raw.storage.mmap_mib.unwrap_or(0),
         },
         replication,
         users,

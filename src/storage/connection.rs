@@ -23,6 +23,8 @@ use crate::replication::log::{LogWriter, Position};
 pub struct ConnectionSettings {
     pub synchronous: SyncMode,
     pub busy_timeout: Duration,
+    pub page_cache_mib: u32,
+    pub mmap_mib: u32,
     /// The logical database name clients use (what `current_database()` says).
     pub database: String,
     /// What `version()` says.
@@ -40,6 +42,8 @@ impl ConnectionSettings {
         ConnectionSettings {
             synchronous: config.storage.synchronous,
             busy_timeout: config.storage.busy_timeout,
+            page_cache_mib: config.storage.page_cache_mib,
+            mmap_mib: config.storage.mmap_mib,
             database: config.database.clone(),
             server_version: crate::SERVER_VERSION.to_string(),
             owner: config
@@ -205,6 +209,9 @@ pub fn open(
         conn.pragma_update(None, "journal_mode", "WAL")?;
     }
     conn.pragma_update(None, "synchronous", settings.synchronous.pragma_value())?;
+    // A negative cache_size is in KiB.
+    conn.pragma_update(None, "cache_size", -i64::from(settings.page_cache_mib) * 1024)?;
+    conn.pragma_update(None, "mmap_size", i64::from(settings.mmap_mib) * 1024 * 1024)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // PostgreSQL's LIKE is case-sensitive; ILIKE is rewritten to lower() LIKE lower().
     conn.pragma_update(None, "case_sensitive_like", "ON")?;
