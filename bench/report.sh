@@ -9,7 +9,7 @@
 #   config   NAME WHAT DURABILITY MATCH      MATCH: the PostgreSQL configuration of equal durability
 #   workload NAME KIND TITLE COMMAND         KIND: tps (-T runs) or latency (-t runs, mean latency)
 #   run      WORKLOAD CONFIG REP TPS MEAN_MS P99_MS TRANSACTIONS MODE_USED
-#   load     CONFIG SECONDS CATCHUP_SECONDS METHOD
+#   load     CONFIG SECONDS CATCHUP_SECONDS METHOD DATA_MB
 #   mem      WHAT CONNECTIONS KB KIND         KIND: total (one process) or each (average per backend)
 #   lag      WORKLOAD CONFIG REP REPLICA LAG_RECORDS LAG_SECONDS APPLY_P50_MS APPLY_P99_MS
 #   note     TEXT
@@ -70,7 +70,7 @@ $1 == "run" {
   cfgseen[c] = 1; any_run = 1
   next
 }
-$1 == "load" { nl++; lcfg[nl] = $2; lsec[nl] = $3; lcatch[nl] = $4; lhow[nl] = $5; next }
+$1 == "load" { nl++; lcfg[nl] = $2; lsec[nl] = $3; lcatch[nl] = $4; lhow[nl] = $5; lmb[nl] = $6; next }
 $1 == "mem" { nm++; mwhat[nm] = $2; mconn[nm] = $3; mkb[nm] = $4; mkind[nm] = $5; next }
 $1 == "lag" { ng++; g[ng] = $0; next }
 $1 == "note" { nn++; note[nn] = $2; next }
@@ -173,9 +173,14 @@ END {
 
   if (nl) {
     print "## Loads\n"
-    print "| configuration | seconds (until replicas caught up) | of which replica catch-up | how |"
-    print "|---|---:|---:|---|"
-    for (i = 1; i <= nl; i++) printf "| %s | %s | %s | %s |\n", lcfg[i], lsec[i], (lcatch[i] == "" ? "–" : lcatch[i]), lhow[i]
+    print "| configuration | seconds (until replicas caught up) | of which replica catch-up | data MB after the load | how |"
+    print "|---|---:|---:|---:|---|"
+    for (i = 1; i <= nl; i++) printf "| %s | %s | %s | %s | %s |\n", lcfg[i], lsec[i], (lcatch[i] == "" ? "–" : lcatch[i]), (lmb[i] == "" ? "–" : lmb[i]), lhow[i]
+    print ""
+    print "Data MB: PostgreSQL'"'"'s pg_database_size; shardgate'"'"'s primary files and WAL (SHOW shardgate.shards, replicas"
+    print "not counted). pgbench'"'"'s filler columns are char(n) loaded with '"'"''"'"' or NULL: PostgreSQL stores them"
+    print "blank-padded, SQLite stores the empty string, so a full scan (count(*), ORDER BY) reads far fewer"
+    print "bytes in shardgate than in PostgreSQL."
     print ""
   }
 

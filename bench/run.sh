@@ -485,11 +485,21 @@ check_rows() {
   n=$(q "$1" "SELECT count(*) FROM pgbench_accounts")
   [ "$n" = $((SCALE * 100000)) ] || die "$1: pgbench_accounts holds $n rows after the load, expected $((SCALE * 100000))"
 }
+# data_mb CFG : the size of the loaded database in MB (PostgreSQL: pg_database_size; shardgate:
+# the primary files and their WAL, from SHOW shardgate.shards), to show how much a scan reads.
+data_mb() {
+  if [ "$1" = pg ]; then
+    q pg "SELECT round(pg_database_size('bench') / 1048576.0, 1)"
+  else
+    q "$1" "SHOW shardgate.shards" | awk -F'|' '{b += $6} END {printf "%.1f\n", b / 1048576}'
+  fi
+}
 
 t0=$(now_ns)
 pgbench_init pg -q || { cat "$work/init-pg.log" >&2; die "pg: pgbench -i failed"; }
-row load pg "$(secs_since "$t0")" "" "pgbench -i -s $SCALE ($(grep -m1 '^done in' "$work/init-pg.log" | sed 's/\.$//'))"
+secs=$(secs_since "$t0")
 check_rows pg
+row load pg "$secs" "" "pgbench -i -s $SCALE ($(grep -m1 '^done in' "$work/init-pg.log" | sed 's/\.$//'))" "$(data_mb pg)"
 q pg CHECKPOINT >/dev/null
 log "pg: loaded"
 
@@ -522,12 +532,13 @@ for c in $CONFIGS; do
   caught_up "$c"
   catchup=""
   [ "${REPLICAS[$c]}" != 0 ] && catchup=$(secs_since "$t1")
-  row load "$c" "$(secs_since "$t0")" "$catchup" "$method"
+  secs=$(secs_since "$t0")
+  check_rows "$c"
+  row load "$c" "$secs" "$catchup" "$method" "$(data_mb "$c")"
   # After the timing: pgbench -i's vacuum step on its own, as a check.
   if [[ $method == *"no vacuum step"* ]] && ! pgbench_init "$c" -I v; then
     row note "sg-4shards: \`pgbench -i -I v\` (VACUUM ANALYZE of the pgbench tables) fails: $(grep -i 'error' "$work/init-$c.log" | tail -n 1)"
   fi
-  check_rows "$c"
   log "$c: loaded"
 done
 
