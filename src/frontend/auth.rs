@@ -165,7 +165,7 @@ impl Startup {
         let session = Arc::new(Session {
             state: tokio::sync::Mutex::new(SessionState {
                 txn: TxnState::Idle,
-                settings: Settings::new(crate::SERVER_VERSION, &user, &application_name),
+                settings: Settings::new(&user, &application_name),
                 copy_in: None,
             }),
             canceller: Default::default(),

@@ -6,11 +6,14 @@ use std::sync::{Arc, Mutex};
 
 use crate::storage::{BackendSession, Canceller};
 
-/// Settings the proxy answers itself (`SET`, `SHOW`, `current_setting`).
+/// Settings the proxy answers itself (`SET`, `SHOW`, `current_setting`). Only what a session
+/// changed is stored per session: a copy of every default cost 9 KB per idle connection.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    values: HashMap<String, (String, String)>,
-    defaults: HashMap<String, (String, String)>,
+    user: String,
+    application_name: String,
+    /// What this session SET, by lower-cased name: (canonical name, value).
+    changed: HashMap<String, (String, String)>,
 }
 
 /// Settings PostgreSQL reports to the client with ParameterStatus when they change.
@@ -28,82 +31,94 @@ pub const REPORTED: &[&str] = &[
     "session_authorization",
 ];
 
+/// Every known setting and its default; the two that differ per session are filled in by
+/// [`Settings::default_of`].
+const DEFAULTS: &[(&str, &str)] = &[
+    ("server_version", crate::SERVER_VERSION),
+    ("server_encoding", "UTF8"),
+    ("client_encoding", "UTF8"),
+    ("DateStyle", "ISO, MDY"),
+    ("TimeZone", "UTC"),
+    ("IntervalStyle", "postgres"),
+    ("integer_datetimes", "on"),
+    ("standard_conforming_strings", "on"),
+    ("application_name", ""),
+    ("search_path", "\"$user\", public"),
+    ("extra_float_digits", "1"),
+    ("transaction_isolation", "serializable"),
+    ("default_transaction_isolation", "serializable"),
+    ("transaction_read_only", "off"),
+    ("default_transaction_read_only", "off"),
+    ("max_identifier_length", "63"),
+    ("is_superuser", "off"),
+    ("session_authorization", ""),
+    ("statement_timeout", "0"),
+    ("lock_timeout", "0"),
+    ("idle_in_transaction_session_timeout", "0"),
+    ("lc_messages", "C"),
+    ("lc_monetary", "C"),
+    ("lc_numeric", "C"),
+    ("lc_time", "C"),
+    ("bytea_output", "hex"),
+    ("client_min_messages", "notice"),
+    ("jit", "off"),
+    ("synchronous_commit", "on"),
+    ("max_connections", "10000"),
+    ("server_version_num", "150000"),
+];
+
 impl Settings {
-    pub fn new(server_version: &str, user: &str, application_name: &str) -> Settings {
-        let mut defaults = HashMap::new();
-        for (name, value) in [
-            ("server_version", server_version),
-            ("server_encoding", "UTF8"),
-            ("client_encoding", "UTF8"),
-            ("DateStyle", "ISO, MDY"),
-            ("TimeZone", "UTC"),
-            ("IntervalStyle", "postgres"),
-            ("integer_datetimes", "on"),
-            ("standard_conforming_strings", "on"),
-            ("application_name", application_name),
-            ("search_path", "\"$user\", public"),
-            ("extra_float_digits", "1"),
-            ("transaction_isolation", "serializable"),
-            ("default_transaction_isolation", "serializable"),
-            ("transaction_read_only", "off"),
-            ("default_transaction_read_only", "off"),
-            ("max_identifier_length", "63"),
-            ("is_superuser", "off"),
-            ("session_authorization", user),
-            ("statement_timeout", "0"),
-            ("lock_timeout", "0"),
-            ("idle_in_transaction_session_timeout", "0"),
-            ("lc_messages", "C"),
-            ("lc_monetary", "C"),
-            ("lc_numeric", "C"),
-            ("lc_time", "C"),
-            ("bytea_output", "hex"),
-            ("client_min_messages", "notice"),
-            ("jit", "off"),
-            ("synchronous_commit", "on"),
-            ("max_connections", "10000"),
-            ("server_version_num", "150000"),
-        ] {
-            defaults.insert(
-                name.to_ascii_lowercase(),
-                (name.to_string(), value.to_string()),
-            );
-        }
+    pub fn new(user: &str, application_name: &str) -> Settings {
         Settings {
-            values: defaults.clone(),
-            defaults,
+            user: user.to_string(),
+            application_name: application_name.to_string(),
+            changed: HashMap::new(),
         }
     }
 
+    /// The canonical name and default value of a known setting.
+    fn default_of(&self, name: &str) -> Option<(&'static str, &str)> {
+        let (canonical, value) = DEFAULTS
+            .iter()
+            .find(|(known, _)| known.eq_ignore_ascii_case(name))?;
+        let value = match *canonical {
+            "application_name" => self.application_name.as_str(),
+            "session_authorization" => self.user.as_str(),
+            _ => value,
+        };
+        Some((canonical, value))
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.values
-            .get(&name.to_ascii_lowercase())
-            .map(|(_, v)| v.as_str())
+        match self.changed.get(&name.to_ascii_lowercase()) {
+            Some((_, value)) => Some(value.as_str()),
+            None => self.default_of(name).map(|(_, value)| value),
+        }
     }
 
     /// Sets (or with `None` resets) a setting; returns its canonical name and new value.
     /// Unknown names are accepted when qualified (`myapp.x`), as PostgreSQL does.
     pub fn set(&mut self, name: &str, value: Option<String>) -> Option<(String, String)> {
         let key = name.to_ascii_lowercase();
-        let canonical = self
-            .defaults
-            .get(&key)
-            .map(|(n, _)| n.clone())
-            .or_else(|| name.contains('.').then(|| name.to_string()))?;
-        let value = match value {
-            Some(v) => v,
-            None => self
-                .defaults
-                .get(&key)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default(),
+        let (canonical, default) = match self.default_of(name) {
+            Some((canonical, default)) => (canonical.to_string(), Some(default.to_string())),
+            None if name.contains('.') => (name.to_string(), None),
+            None => return None,
         };
-        self.values.insert(key, (canonical.clone(), value.clone()));
+        let value = match (value, default) {
+            (Some(value), _) => value,
+            (None, Some(default)) => {
+                self.changed.remove(&key);
+                return Some((canonical, default));
+            }
+            (None, None) => String::new(),
+        };
+        self.changed.insert(key, (canonical.clone(), value.clone()));
         Some((canonical, value))
     }
 
     pub fn reset_all(&mut self) {
-        self.values = self.defaults.clone();
+        self.changed.clear();
     }
 }
 
@@ -241,5 +256,45 @@ pub struct RegistryGuard {
 impl Drop for RegistryGuard {
     fn drop(&mut self) {
         self.registry.unregister(self.pid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Settings;
+
+    #[test]
+    fn defaults_changes_and_resets() {
+        let mut settings = Settings::new("alice", "psql");
+        assert_eq!(settings.get("timezone"), Some("UTC"));
+        assert_eq!(settings.get("session_authorization"), Some("alice"));
+        assert_eq!(settings.get("APPLICATION_NAME"), Some("psql"));
+        assert_eq!(settings.get("no_such_setting"), None);
+
+        assert_eq!(
+            settings.set("timezone", Some("Europe/Paris".into())),
+            Some(("TimeZone".into(), "Europe/Paris".into()))
+        );
+        assert_eq!(settings.get("TimeZone"), Some("Europe/Paris"));
+        assert_eq!(
+            settings.set("TIMEZONE", None),
+            Some(("TimeZone".into(), "UTC".into()))
+        );
+        assert_eq!(settings.get("timezone"), Some("UTC"));
+
+        assert_eq!(settings.set("no_such_setting", Some("1".into())), None);
+        assert_eq!(
+            settings.set("myapp.tenant", Some("7".into())),
+            Some(("myapp.tenant".into(), "7".into()))
+        );
+        assert_eq!(settings.get("myapp.tenant"), Some("7"));
+        assert_eq!(
+            settings.set("myapp.tenant", None),
+            Some(("myapp.tenant".into(), String::new()))
+        );
+
+        settings.set("application_name", Some("batch".into()));
+        settings.reset_all();
+        assert_eq!(settings.get("application_name"), Some("psql"));
     }
 }
