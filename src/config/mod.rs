@@ -796,7 +796,7 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigError
             synchronous: raw.storage.synchronous.unwrap_or(SyncMode::Normal),
             busy_timeout,
             read_connections,
-            page_cache_mib: raw.storage.page_cache_mib.unwrap_or(16),
+            page_cache_mib: raw.storage.page_cache_mib.unwrap_or(2),
             mmap_mib: raw.storage.mmap_mib.unwrap_or(0),
         },
         replication,

@@ -210,8 +210,16 @@ pub fn open(
     }
     conn.pragma_update(None, "synchronous", settings.synchronous.pragma_value())?;
     // A negative cache_size is in KiB.
-    conn.pragma_update(None, "cache_size", -i64::from(settings.page_cache_mib) * 1024)?;
-    conn.pragma_update(None, "mmap_size", i64::from(settings.mmap_mib) * 1024 * 1024)?;
+    conn.pragma_update(
+        None,
+        "cache_size",
+        -i64::from(settings.page_cache_mib) * 1024,
+    )?;
+    conn.pragma_update(
+        None,
+        "mmap_size",
+        i64::from(settings.mmap_mib) * 1024 * 1024,
+    )?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // PostgreSQL's LIKE is case-sensitive; ILIKE is rewritten to lower() LIKE lower().
     conn.pragma_update(None, "case_sensitive_like", "ON")?;
