@@ -17,6 +17,11 @@ struct Sqlite3Session {
 }
 
 #[repr(C)]
+struct Sqlite3Changegroup {
+    _private: [u8; 0],
+}
+
+#[repr(C)]
 struct Sqlite3ChangesetIter {
     _private: [u8; 0],
 }
@@ -48,6 +53,18 @@ unsafe extern "C" {
         size: *mut c_int,
         changeset: *mut *mut c_void,
     ) -> c_int;
+    fn sqlite3changegroup_new(group: *mut *mut Sqlite3Changegroup) -> c_int;
+    fn sqlite3changegroup_add(
+        group: *mut Sqlite3Changegroup,
+        size: c_int,
+        data: *mut c_void,
+    ) -> c_int;
+    fn sqlite3changegroup_output(
+        group: *mut Sqlite3Changegroup,
+        size: *mut c_int,
+        data: *mut *mut c_void,
+    ) -> c_int;
+    fn sqlite3changegroup_delete(group: *mut Sqlite3Changegroup);
     fn sqlite3changeset_apply_v2(
         db: *mut ffi::sqlite3,
         size: c_int,
@@ -158,15 +175,94 @@ impl Capture {
         if code != ffi::SQLITE_OK {
             return Err(sqlite_error(conn, code, "sqlite3session_changeset"));
         }
-        let bytes = if buffer.is_null() || size <= 0 {
-            Vec::new()
-        } else {
-            // SAFETY: SQLite returned `size` bytes at `buffer`.
-            unsafe { std::slice::from_raw_parts(buffer.cast::<u8>(), size as usize) }.to_vec()
+        // SAFETY: SQLite allocated `size` bytes at `buffer` for us.
+        Ok(unsafe { take_sqlite_buffer(buffer, size) })
+    }
+}
+
+/// Copies and frees a buffer SQLite allocated for the caller.
+///
+/// # Safety
+/// `buffer` is NULL or was allocated by SQLite and holds `size` bytes; it is not used again.
+unsafe fn take_sqlite_buffer(buffer: *mut c_void, size: c_int) -> Vec<u8> {
+    let bytes = if buffer.is_null() || size <= 0 {
+        Vec::new()
+    } else {
+        // SAFETY: the caller guarantees `size` readable bytes at `buffer`.
+        unsafe { std::slice::from_raw_parts(buffer.cast::<u8>(), size as usize) }.to_vec()
+    };
+    // SAFETY: allocated by SQLite (sqlite3_free accepts NULL).
+    unsafe { ffi::sqlite3_free(buffer) };
+    bytes
+}
+
+/// The row changes of consecutive transactions merged into one changeset, so that a replica
+/// applies a batch with one `sqlite3changeset_apply` (which prepares its statements once per
+/// table per call) instead of one per transaction; a row changed several times is written once.
+/// The transactions merged must share one schema: DDL in between ends a merge.
+pub struct Merged {
+    group: *mut Sqlite3Changegroup,
+    empty: bool,
+}
+
+// SAFETY: the changegroup is plain memory owned by this value; it is never shared.
+unsafe impl Send for Merged {}
+
+impl Merged {
+    pub fn new() -> Result<Merged, ChangesetError> {
+        let mut group = ptr::null_mut();
+        // SAFETY: valid out-pointer.
+        let code = unsafe { sqlite3changegroup_new(&mut group) };
+        if code != ffi::SQLITE_OK || group.is_null() {
+            return Err(ChangesetError(format!(
+                "sqlite3changegroup_new failed (code {code})"
+            )));
+        }
+        Ok(Merged { group, empty: true })
+    }
+
+    pub fn add(&mut self, changeset: &[u8]) -> Result<(), ChangesetError> {
+        if changeset.is_empty() {
+            return Ok(());
+        }
+        let size = c_int::try_from(changeset.len())
+            .map_err(|_| ChangesetError("changeset larger than 2 GiB".into()))?;
+        // SAFETY: the changegroup only reads the buffer, during the call.
+        let code = unsafe {
+            sqlite3changegroup_add(self.group, size, changeset.as_ptr().cast_mut().cast())
         };
-        // SAFETY: the buffer was allocated by SQLite (sqlite3_free accepts NULL).
-        unsafe { ffi::sqlite3_free(buffer) };
-        Ok(bytes)
+        if code != ffi::SQLITE_OK {
+            return Err(ChangesetError(format!(
+                "merging changesets failed (code {code})"
+            )));
+        }
+        self.empty = false;
+        Ok(())
+    }
+
+    /// Applies everything merged so far (see [`apply`]) and starts over empty.
+    pub fn apply_and_clear(&mut self, conn: &Connection) -> Result<(), ChangesetError> {
+        if self.empty {
+            return Ok(());
+        }
+        let mut size: c_int = 0;
+        let mut buffer: *mut c_void = ptr::null_mut();
+        // SAFETY: valid changegroup and out-pointers.
+        let code = unsafe { sqlite3changegroup_output(self.group, &mut size, &mut buffer) };
+        // SAFETY: on success SQLite allocated `size` bytes at `buffer`; on failure it is NULL.
+        let changeset = unsafe { take_sqlite_buffer(buffer, size) };
+        if code != ffi::SQLITE_OK {
+            return Err(sqlite_error(conn, code, "sqlite3changegroup_output"));
+        }
+        *self = Merged::new()?;
+        apply(conn, &changeset)
+    }
+}
+
+impl Drop for Merged {
+    fn drop(&mut self) {
+        // SAFETY: the changegroup is deleted exactly once.
+        unsafe { sqlite3changegroup_delete(self.group) };
     }
 }
 
@@ -332,6 +428,37 @@ mod tests {
             dump(&replica, "SELECT lsn, lsn FROM _shardgate_log"),
             Vec::<String>::new()
         );
+    }
+
+    #[test]
+    fn merged_transactions_apply_to_the_same_result() {
+        let (primary, replica) = pair();
+        replica
+            .execute_batch("INSERT INTO t VALUES (9, 'kept'), (10, 'gone')")
+            .unwrap();
+        primary
+            .execute_batch("INSERT INTO t VALUES (9, 'kept'), (10, 'gone')")
+            .unwrap();
+        let mut merged = Merged::new().unwrap();
+        for transaction in [
+            "INSERT INTO t VALUES (1, 'a'), (2, 'b'); INSERT INTO h VALUES (1, 'x');",
+            "UPDATE t SET v = 'B' WHERE id = 2; DELETE FROM t WHERE id = 10;",
+            "UPDATE t SET v = 'BB' WHERE id = 2; INSERT INTO h VALUES (2, 'y');
+             INSERT INTO t VALUES (3, 'short-lived');",
+            "DELETE FROM t WHERE id = 3; DELETE FROM h WHERE a = 1;",
+        ] {
+            let capture = Capture::start(&primary).unwrap();
+            primary.execute_batch(transaction).unwrap();
+            merged.add(&capture.changeset(&primary).unwrap()).unwrap();
+        }
+        replica.execute_batch("BEGIN").unwrap();
+        merged.apply_and_clear(&replica).unwrap();
+        // Cleared: applying again changes nothing and is no conflict.
+        merged.apply_and_clear(&replica).unwrap();
+        replica.execute_batch("COMMIT").unwrap();
+        for sql in ["SELECT id, v FROM t ORDER BY id", "SELECT rowid, b FROM h"] {
+            assert_eq!(dump(&primary, sql), dump(&replica, sql), "{sql}");
+        }
     }
 
     #[test]

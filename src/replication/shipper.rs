@@ -180,6 +180,9 @@ fn apply_batch(applier: &mut Applier, records: &[Record]) -> Result<(), String> 
     let mut position = applier.position;
     let result = applier.conn.as_internal(|conn| -> Result<(), String> {
         conn.execute_batch("BEGIN").map_err(|e| e.to_string())?;
+        // Row changes since the last DDL, merged; `since` is the first LSN among them.
+        let mut merged = changeset::Merged::new().map_err(|e| e.to_string())?;
+        let mut since = position.lsn + 1;
         for record in records {
             if record.lsn != position.lsn + 1 {
                 return Err(format!(
@@ -194,11 +197,17 @@ fn apply_batch(applier: &mut Applier, records: &[Record]) -> Result<(), String> 
             }
             for part in log::decode_parts(&record.payload)? {
                 match part {
-                    Part::Rows(changeset) => changeset::apply(conn, &changeset)
+                    Part::Rows(changeset) => merged
+                        .add(&changeset)
                         .map_err(|e| format!("LSN {}: {e}", record.lsn))?,
-                    Part::Ddl(sql) => conn
-                        .execute_batch(&sql)
-                        .map_err(|e| format!("LSN {}: DDL failed: {e}", record.lsn))?,
+                    Part::Ddl(sql) => {
+                        merged
+                            .apply_and_clear(conn)
+                            .map_err(|e| format!("LSN {since}..={}: {e}", record.lsn))?;
+                        since = record.lsn;
+                        conn.execute_batch(&sql)
+                            .map_err(|e| format!("LSN {}: DDL failed: {e}", record.lsn))?;
+                    }
                 }
             }
             position = Position {
@@ -206,6 +215,9 @@ fn apply_batch(applier: &mut Applier, records: &[Record]) -> Result<(), String> 
                 checksum: record.checksum,
             };
         }
+        merged
+            .apply_and_clear(conn)
+            .map_err(|e| format!("LSN {since}..={}: {e}", position.lsn))?;
         log::store_position(conn, &applier.identity, position).map_err(|e| e.to_string())?;
         conn.execute_batch("COMMIT").map_err(|e| e.to_string())
     });
