@@ -425,7 +425,9 @@ async fn each_shard_replicates_to_its_own_replicas_with_read_your_writes() {
             .get(0);
         assert_eq!(seen, 1, "key {key} not visible to its writer");
     }
-    // Each replica file ends up with exactly its shard's rows.
+    // pgbench -i runs this: statistics are gathered on every shard and every replica.
+    client.batch_execute("VACUUM ANALYZE users").await.unwrap();
+    // Each replica file ends up with exactly its shard's rows, and statistics.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     for (index, name) in ["shard-1", "shard-2"].iter().enumerate() {
         let expected: Vec<i64> = (1..=20)
@@ -436,20 +438,28 @@ async fn each_shard_replicates_to_its_own_replicas_with_read_your_writes() {
                 server.data_dir.join(format!("{name}/replica-1.db")),
                 OpenFlags::SQLITE_OPEN_READ_ONLY,
             );
-            let got: Vec<i64> = replica
+            let (got, analyzed) = replica
                 .ok()
                 .and_then(|r| {
                     let mut stmt = r.prepare("SELECT id FROM users ORDER BY id").ok()?;
                     let rows = stmt.query_map([], |row| row.get(0)).ok()?;
-                    rows.collect::<Result<Vec<i64>, _>>().ok()
+                    let ids = rows.collect::<Result<Vec<i64>, _>>().ok()?;
+                    let analyzed: i64 = r
+                        .query_row(
+                            "SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'users'",
+                            [],
+                            |row| row.get(0),
+                        )
+                        .ok()?;
+                    Some((ids, analyzed > 0))
                 })
                 .unwrap_or_default();
-            if got == expected {
+            if got == expected && analyzed {
                 break;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "{name}: {got:?} != {expected:?}"
+                "{name}: {got:?} != {expected:?} or no statistics ({analyzed})"
             );
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }

@@ -239,6 +239,10 @@ fn plan_statements(sql: &str, schema: &Schema) -> Vec<Plan> {
             };
             let mut plan = Plan::simple(Action::Execute, tag);
             plan.is_write = true;
+            // ANALYZE may create sqlite_stat1. As schema work it runs on every shard, and it is
+            // logged as DDL so that replicas gather their own statistics (the rows of sqlite_*
+            // tables are not replicated).
+            plan.rewritten.changes_schema = true;
             plan.rewritten.statements = vec![match table {
                 Some(t) => format!("ANALYZE {t}"),
                 None => "ANALYZE".into(),
