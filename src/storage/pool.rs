@@ -243,31 +243,91 @@ impl Drop for Lease {
     }
 }
 
-/// How long named work last took on one connection, to tell statements that may run on the
-/// async worker from those that must not block it.
+/// How long work of each statement shape last took on one connection, to tell statements that
+/// may run on the async worker from those that must not block it.
 #[derive(Default)]
-pub struct RunTimes(HashMap<Box<str>, Duration>);
+pub struct RunTimes(HashMap<u64, Duration>);
 
 impl RunTimes {
     /// Work up to this long runs on the async worker. A statement that suddenly takes longer
     /// (its table grew) stalls that worker once and is then run off it.
     const QUICK: Duration = Duration::from_micros(500);
-    /// Names remembered per connection; an application with more distinct statements than
+    /// Shapes remembered per connection; an application with more distinct statements than
     /// this starts over, which costs each statement one off-worker run.
-    const CAPACITY: usize = 2048;
+    const CAPACITY: usize = 4096;
 
     fn is_quick(&self, key: &str) -> bool {
-        self.0.get(key).is_some_and(|took| *took <= Self::QUICK)
+        self.0
+            .get(&shape_hash(key))
+            .is_some_and(|took| *took <= Self::QUICK)
     }
 
     fn record(&mut self, key: &str, took: Duration) {
-        if let Some(last) = self.0.get_mut(key) {
-            *last = took;
-            return;
-        }
-        if self.0.len() >= Self::CAPACITY {
+        let shape = shape_hash(key);
+        if self.0.len() >= Self::CAPACITY && !self.0.contains_key(&shape) {
             self.0.clear();
         }
-        self.0.insert(key.into(), took);
+        self.0.insert(shape, took);
+    }
+}
+
+/// A hash of a statement's text with its number and string literals left out, so that the
+/// simple protocol's `... WHERE aid = 17` and `... WHERE aid = 42` share one remembered cost
+/// (keyed by the full text, every simple-protocol point select looked new and ran off-worker).
+fn shape_hash(sql: &str) -> u64 {
+    const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const FNV_PRIME: u64 = 0x0100_0000_01b3;
+    let mut hash = FNV_OFFSET;
+    let mut mix = |byte: u8| hash = (hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME);
+    let mut bytes = sql.bytes().peekable();
+    let mut after_identifier = false;
+    while let Some(byte) = bytes.next() {
+        if byte == b'\'' {
+            // Skip to the closing quote; '' inside a string is an escaped quote.
+            while let Some(inner) = bytes.next() {
+                if inner == b'\'' && bytes.next_if_eq(&b'\'').is_none() {
+                    break;
+                }
+            }
+            mix(b'?');
+            after_identifier = false;
+        } else if byte.is_ascii_digit() && !after_identifier {
+            while bytes
+                .next_if(|b| b.is_ascii_digit() || *b == b'.')
+                .is_some()
+            {}
+            mix(b'?');
+        } else {
+            mix(byte);
+            after_identifier = byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'"';
+        }
+    }
+    hash
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shape_hash;
+
+    #[test]
+    fn literals_do_not_change_a_shape_but_identifiers_and_operators_do() {
+        let point = "SELECT abalance FROM pgbench_accounts WHERE aid = 17;";
+        assert_eq!(
+            shape_hash(point),
+            shape_hash("SELECT abalance FROM pgbench_accounts WHERE aid = 123456;")
+        );
+        assert_eq!(
+            shape_hash("SELECT * FROM t WHERE name = 'it''s' AND x = 1.5"),
+            shape_hash("SELECT * FROM t WHERE name = 'other' AND x = 20")
+        );
+        assert_ne!(
+            shape_hash("SELECT * FROM t1"),
+            shape_hash("SELECT * FROM t2")
+        );
+        assert_ne!(
+            shape_hash("SELECT * FROM t WHERE a = 1"),
+            shape_hash("SELECT * FROM t WHERE a > 1")
+        );
+        assert_ne!(shape_hash(point), shape_hash("COMMIT"));
     }
 }
