@@ -133,3 +133,65 @@ wait_caught_up() {
     sleep 0.5
   done
 }
+
+# write_sg_toml FILE LABEL PORT DATA_DIR AUTH SHARDS REPLICAS MODE SYNCHRONOUS : writes a shardgate
+# config for the bench scripts and has `check-config` validate it. SHARDS is 1 or more (several
+# shard pgbench's tables by hash); REPLICAS per shard is 0, 1 or 2 (two get weights 2:1); MODE is
+# the replication mode (unused without replicas); SYNCHRONOUS the [storage] synchronous value.
+write_sg_toml() {
+  local file=$1 label=$2 port=$3 data=$4 auth=$5 shards=$6 replicas=$7 mode=$8 sync=$9 i s
+  {
+    cat <<EOF
+# $label
+[server]
+listen = "127.0.0.1:$port"
+database = "app"
+data_dir = "$data"
+auth = "$auth"
+max_connections = 20000
+shutdown_timeout = "10s"
+
+[storage]
+synchronous = "$sync"
+busy_timeout = "5s"
+read_connections = 4
+
+EOF
+    if [ "$replicas" != 0 ]; then
+      cat <<EOF
+[replication]
+mode = "$mode"
+min_acks = 1
+ack_timeout = "10s"
+max_lag = "30s"
+health_check_interval = "10s"
+
+EOF
+    fi
+    if [ "$shards" != 1 ]; then
+      cat <<EOF
+[sharding]
+strategy = "hash"
+tables = [
+  { name = "pgbench_accounts", key = "aid" },
+  { name = "pgbench_tellers", key = "tid" },
+  { name = "pgbench_branches", key = "bid" },
+  { name = "pgbench_history", key = "aid" },
+]
+
+EOF
+    fi
+    printf '[[users]]\nname = "app"\npassword = "app"\n'
+    for i in $(seq "$shards"); do
+      s=main
+      [ "$shards" != 1 ] && s=shard-$i
+      printf '\n[[shards]]\nname = "%s"\nprimary = "%s/primary.db"\n' "$s" "$s"
+      case "$replicas" in
+        1) printf 'replicas = [{ name = "%s-r1", path = "%s/replica-1.db", weight = 1 }]\n' "$s" "$s" ;;
+        2) printf 'replicas = [\n  { name = "%s-r1", path = "%s/replica-1.db", weight = 2 },\n  { name = "%s-r2", path = "%s/replica-2.db", weight = 1 },\n]\n' "$s" "$s" "$s" "$s" ;;
+      esac
+    done
+  } >"$file"
+  "$SG_BIN" check-config --config "$file" >"$file.check" 2>&1 \
+    || { cat "$file.check" >&2; die "check-config rejected $file"; }
+}

@@ -124,53 +124,8 @@ write_config() {
   SG_DATA=$work/data-$name
   SG_LISTEN_PORT=$next_port
   next_port=$((next_port + 1))
-  {
-    cat <<EOF
-# bench/replication.sh: $name
-[server]
-listen = "127.0.0.1:$SG_LISTEN_PORT"
-database = "app"
-data_dir = "$SG_DATA"
-auth = "scram-sha-256"
-shutdown_timeout = "10s"
-
-[storage]
-synchronous = "NORMAL"
-busy_timeout = "5s"
-read_connections = 4
-
-EOF
-    if [ "$replicas" != 0 ]; then
-      cat <<EOF
-[replication]
-mode = "$mode"
-min_acks = 1
-ack_timeout = "10s"
-max_lag = "30s"
-health_check_interval = "10s"
-
-EOF
-    fi
-    cat <<EOF
-[[users]]
-name = "app"
-password = "app"
-
-[[shards]]
-name = "main"
-primary = "main/primary.db"
-EOF
-    if [ "$replicas" != 0 ]; then
-      cat <<EOF
-replicas = [
-  { name = "main-r1", path = "main/replica-1.db", weight = 2 },
-  { name = "main-r2", path = "main/replica-2.db", weight = 1 },
-]
-EOF
-    fi
-  } >"$SG_CONF"
-  "$SG_BIN" check-config --config "$SG_CONF" >"$work/$name.check" 2>&1 \
-    || { cat "$work/$name.check" >&2; die "check-config rejected $SG_CONF"; }
+  write_sg_toml "$SG_CONF" "bench/replication.sh: $name" "$SG_LISTEN_PORT" "$SG_DATA" \
+    scram-sha-256 1 "$replicas" "$mode" NORMAL
 }
 
 

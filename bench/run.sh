@@ -361,64 +361,12 @@ fi
 # write_sg_config NAME SHARDS REPLICAS MODE SYNCHRONOUS : $work/NAME.toml; SHARDS 1 or 4, REPLICAS
 # per shard (0, 1 or 2; two get weights 2:1).
 write_sg_config() {
-  local name=$1 shards=$2 replicas=$3 mode=$4 sync=$5 i
+  local name=$1 shards=$2 replicas=$3 mode=$4 sync=$5
   alloc_port "PORT[$name]"
   REPLICAS[$name]=$((shards * replicas))
   SG_CONF=$work/$name.toml
-  {
-    cat <<EOF
-# bench/run.sh: $name
-[server]
-listen = "127.0.0.1:${PORT[$name]}"
-database = "app"
-data_dir = "$work/data-$name"
-auth = "md5"
-max_connections = 20000
-shutdown_timeout = "10s"
-
-[storage]
-synchronous = "$sync"
-busy_timeout = "5s"
-read_connections = 4
-
-EOF
-    if [ "$replicas" != 0 ]; then
-      cat <<EOF
-[replication]
-mode = "$mode"
-min_acks = 1
-ack_timeout = "10s"
-max_lag = "30s"
-health_check_interval = "10s"
-
-EOF
-    fi
-    if [ "$shards" != 1 ]; then
-      cat <<EOF
-[sharding]
-strategy = "hash"
-tables = [
-  { name = "pgbench_accounts", key = "aid" },
-  { name = "pgbench_tellers", key = "tid" },
-  { name = "pgbench_branches", key = "bid" },
-  { name = "pgbench_history", key = "aid" },
-]
-
-EOF
-    fi
-    printf '[[users]]\nname = "app"\npassword = "app"\n'
-    for i in $(seq "$shards"); do
-      local s=main
-      [ "$shards" != 1 ] && s=shard-$i
-      printf '\n[[shards]]\nname = "%s"\nprimary = "%s/primary.db"\n' "$s" "$s"
-      case "$replicas" in
-        1) printf 'replicas = [{ name = "%s-r1", path = "%s/replica-1.db", weight = 1 }]\n' "$s" "$s" ;;
-        2) printf 'replicas = [\n  { name = "%s-r1", path = "%s/replica-1.db", weight = 2 },\n  { name = "%s-r2", path = "%s/replica-2.db", weight = 1 },\n]\n' "$s" "$s" "$s" "$s" ;;
-      esac
-    done
-  } >"$SG_CONF"
-  "$SG_BIN" check-config --config "$SG_CONF" >"$work/$name.check" 2>&1 \
-    || { cat "$work/$name.check" >&2; die "check-config rejected $SG_CONF"; }
+  write_sg_toml "$SG_CONF" "bench/run.sh: $name" "${PORT[$name]}" "$work/data-$name" md5 \
+    "$shards" "$replicas" "$mode" "$sync"
 }
 
 # start_cfg NAME : start_sg for a written config, remembering its process.
