@@ -191,10 +191,11 @@ impl BackendSession for SqliteSession {
         canceller: &Canceller,
     ) -> Result<ExecOutput, StorageError> {
         let changes_schema = request.changes_schema;
-        let cost_key = request.statements.first().cloned().unwrap_or_default();
+        // Cloned (a reference count) because the request moves into the closure.
+        let first_statement = request.statements.first().cloned().unwrap_or_default();
         let (output, schema) = self
             .lease
-            .run(canceller, &cost_key, move |conn| {
+            .run(canceller, &first_statement, move |conn| {
                 let output = exec::execute(conn, &request)?;
                 let schema = if changes_schema {
                     Some(conn.as_internal(Schema::load)?)

@@ -133,7 +133,8 @@ pub struct Lease {
 
 impl Lease {
     /// Runs `f` on the leased connection. `cost_key` names the work (the statement text, or
-    /// `BEGIN`/`COMMIT`): work this connection last finished quickly under that name runs right
+    /// `BEGIN`/`COMMIT`; hashed once, literals left out, by [`shape_hash`]): work of a shape
+    /// this connection last finished quickly runs right
     /// here on the async worker, anything else (new, or slow last time) runs under
     /// `block_in_place`, which hands the worker's other tasks to another thread first. A panic
     /// inside `f` loses this connection (the pool opens a new one later) and is reported as an
@@ -144,14 +145,15 @@ impl Lease {
         cost_key: &str,
         f: impl FnOnce(&SqlConn) -> Result<T, StorageError> + Send + 'static,
     ) -> Result<T, StorageError> {
+        let shape = shape_hash(cost_key);
         let inline = self
             .conn
             .as_ref()
-            .is_some_and(|conn| conn.run_times.is_quick(cost_key));
+            .is_some_and(|conn| conn.run_times.is_quick(shape));
         let started = Instant::now();
         let result = self.run_placed(canceller, inline, f).await;
         if let Some(conn) = self.conn.as_mut() {
-            conn.run_times.record(cost_key, started.elapsed());
+            conn.run_times.record(shape, started.elapsed());
         }
         result
     }
@@ -256,14 +258,12 @@ impl RunTimes {
     /// this starts over, which costs each statement one off-worker run.
     const CAPACITY: usize = 4096;
 
-    fn is_quick(&self, key: &str) -> bool {
-        self.0
-            .get(&shape_hash(key))
-            .is_some_and(|took| *took <= Self::QUICK)
+    /// `shape` is a [`shape_hash`].
+    fn is_quick(&self, shape: u64) -> bool {
+        self.0.get(&shape).is_some_and(|took| *took <= Self::QUICK)
     }
 
-    fn record(&mut self, key: &str, took: Duration) {
-        let shape = shape_hash(key);
+    fn record(&mut self, shape: u64, took: Duration) {
         if self.0.len() >= Self::CAPACITY && !self.0.contains_key(&shape) {
             self.0.clear();
         }
