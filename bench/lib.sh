@@ -15,6 +15,35 @@ die() {
   fi
   exit 1
 }
+# checkout_label : this checkout's commit, noting uncommitted changes to the server's sources.
+checkout_label() {
+  local label
+  label="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  if [ -n "$(git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null)" ]; then
+    label="$label + uncommitted changes in src/"
+  fi
+  echo "$label"
+}
+
+# private_shardgate : builds the release binary and sets SG_BIN to a copy in $work, because
+# others may rebuild target/release/shardgate while a benchmark runs.
+private_shardgate() {
+  log "cargo build --release"
+  cargo build --release -q
+  cp target/release/shardgate "$work/shardgate"
+  SG_BIN=$work/shardgate
+}
+
+# remove_work_and_exit RC : the end of every bench script's EXIT trap.
+remove_work_and_exit() {
+  if [ "${KEEP_WORK:-0}" = 1 ]; then
+    echo "kept $work" >&2
+  else
+    rm -rf "$work"
+  fi
+  exit "$1"
+}
+
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 

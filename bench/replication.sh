@@ -61,12 +61,7 @@ cleanup() {
     kill -KILL "$SG_PID" 2>/dev/null || true
   fi
   su postgres -c "$PGBIN/pg_ctl -D $work/pg stop -m fast" >/dev/null 2>&1 || true
-  if [ "${KEEP_WORK:-0}" = 1 ]; then
-    echo "kept $work" >&2
-  else
-    rm -rf "$work"
-  fi
-  exit "$rc"
+  remove_work_and_exit "$rc"
 }
 trap cleanup EXIT
 chmod 777 "$work"
@@ -104,15 +99,8 @@ su postgres -c "$PGBIN/pg_ctl -D $work/pg stop -m fast" >/dev/null
 
 # ---------------------------------------------------------------------------------------------
 # shardgate helpers
-log "cargo build --release"
-cargo build --release -q
-# Run a private copy: others may rebuild target/release/shardgate while this script runs.
-cp target/release/shardgate "$work/shardgate"
-SG_BIN=$work/shardgate
-build="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-if [ -n "$(git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null)" ]; then
-  build="$build + uncommitted changes in src/"
-fi
+private_shardgate
+build=$(checkout_label)
 export PGPASSWORD=app PGCONNECT_TIMEOUT=10
 next_port=$SG_PORT
 

@@ -219,12 +219,7 @@ cleanup() {
   done
   if [ -s "$PGB_PIDFILE" ]; then kill -TERM "$(cat "$PGB_PIDFILE")" 2>/dev/null || true; fi
   if [ -d "$work/pg/data" ]; then "${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$work/pg/data" stop -m fast >/dev/null 2>&1 || true; fi
-  if [ "${KEEP_WORK:-0}" = 1 ]; then
-    echo "kept $work" >&2
-  else
-    rm -rf "$work"
-  fi
-  exit "$rc"
+  remove_work_and_exit "$rc"
 }
 trap cleanup EXIT
 # Interrupted or killed: exit, so the EXIT trap stops the servers.
@@ -252,10 +247,7 @@ alloc_port() {
 
 # ---------------------------------------------------------------------------------------------
 # 2. Binaries.
-build="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-if [ -n "$(git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null)" ]; then
-  build="$build + uncommitted changes in src/"
-fi
+build=$(checkout_label)
 if [ -z "${SG_BIN:-}" ]; then
   log "cargo build --release"
   cargo build --release -q

@@ -67,12 +67,7 @@ cleanup() {
     for _ in $(seq 100); do kill -0 "$SG_PID" 2>/dev/null || break; sleep 0.2; done
     kill -KILL "$SG_PID" 2>/dev/null || true
   fi
-  if [ "${KEEP_WORK:-0}" = 1 ]; then
-    echo "kept $work" >&2
-  else
-    rm -rf "$work"
-  fi
-  exit "$rc"
+  remove_work_and_exit "$rc"
 }
 trap cleanup EXIT
 
@@ -80,15 +75,8 @@ for port in $(seq "$SG_PORT" $((SG_PORT + 3))); do
   port_busy "$port" && die "port $port is already in use (set SG_PORT)"
 done
 
-log "cargo build --release"
-cargo build --release -q
-# Run a private copy: others may rebuild target/release/shardgate while this script runs.
-cp target/release/shardgate "$work/shardgate"
-SG_BIN=$work/shardgate
-build="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-if [ -n "$(git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null)" ]; then
-  build="$build + uncommitted changes in src/"
-fi
+private_shardgate
+build=$(checkout_label)
 export PGPASSWORD=app PGCONNECT_TIMEOUT=10
 next_port=$SG_PORT
 
