@@ -16,13 +16,14 @@ use bytes::{Buf, BytesMut};
 use futures::{FutureExt, SinkExt, StreamExt};
 use pgwire::api::ClientInfo;
 use pgwire::api::PgWireConnectionState;
-use pgwire::messages::PgWireFrontendMessage;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::tokio::server::{negotiate_tls, process_error, process_message};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, FramedParts};
 
 use super::Handlers;
+use crate::error::{Error, SessionError};
 
 /// How long a client may take from connecting to finishing authentication (PostgreSQL's
 /// `authentication_timeout` is a minute too).
@@ -66,7 +67,23 @@ pub async fn serve(tcp: TcpStream, handlers: Arc<Handlers>) -> io::Result<()> {
                         next = socket.next() => next,
                     }
                 } else {
-                    socket.next().await
+                    match idle_in_transaction_limit(&socket) {
+                        None => socket.next().await,
+                        Some(limit) => match tokio::time::timeout(limit, socket.next()).await {
+                            Ok(next) => next,
+                            Err(_) => {
+                                // Closing the connection rolls the transaction back and
+                                // frees the writer it holds.
+                                let fatal = Error::from(SessionError::IdleInTransactionTimeout);
+                                socket
+                                    .send(PgWireBackendMessage::ErrorResponse(
+                                        fatal.to_error_info().into(),
+                                    ))
+                                    .await?;
+                                None
+                            }
+                        },
+                    }
                 }
             }
         };
@@ -131,6 +148,15 @@ fn release_big_buffers<IO, C>(socket: &mut Framed<Coalescing<IO>, C>) {
     release(socket.read_buffer_mut());
     release(socket.write_buffer_mut());
     release(&mut socket.get_mut().pending);
+}
+
+/// How long the client may now take to send its next message: a session inside a
+/// transaction has its `idle_in_transaction_session_timeout`.
+fn idle_in_transaction_limit<C: ClientInfo>(client: &C) -> Option<Duration> {
+    let session = super::query::session_of(client).ok()?;
+    // Locked only while a statement of this same connection runs, which is not now.
+    let state = session.state.try_lock().ok()?;
+    state.idle_limit()
 }
 
 fn awaiting_startup<T: 'static, S>(

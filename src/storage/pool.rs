@@ -4,14 +4,22 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rusqlite::InterruptHandle;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use super::connection::{self, ConnectionSettings, Role, SqlConn};
-use super::error::StorageError;
+use super::error::{StorageError, StorageErrorKind};
+
+fn shutting_down() -> StorageError {
+    StorageError::new(
+        StorageErrorKind::ShuttingDown,
+        "terminating connection due to administrator command",
+    )
+}
 
 pub struct ConnPool {
     path: PathBuf,
@@ -44,13 +52,17 @@ impl ConnPool {
         }))
     }
 
-    pub async fn lease(self: &Arc<Self>) -> Result<Lease, StorageError> {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| StorageError::internal("the database is shutting down"))?;
+    /// A connection of this pool; when all are leased, waits as `canceller` allows (its
+    /// `lock_timeout`, a CancelRequest, shutdown).
+    pub async fn lease(self: &Arc<Self>, canceller: &Canceller) -> Result<Lease, StorageError> {
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(TryAcquireError::Closed) => return Err(shutting_down()),
+            Err(TryAcquireError::NoPermits) => canceller
+                .bounded_wait(self.permits.clone().acquire_owned())
+                .await?
+                .map_err(|_| shutting_down())?,
+        };
         let pooled = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let conn = match pooled {
             Some(conn) => conn,
@@ -102,24 +114,97 @@ impl ConnPool {
     }
 }
 
-/// Interrupts whatever statement a session is running right now (CancelRequest).
+/// A session's hold on what it is doing right now: a CancelRequest interrupts its running
+/// statement or ends its wait for a connection (57014), shutdown ends the wait (57P01), and
+/// its `lock_timeout` bounds the wait (55P03).
 #[derive(Clone, Default)]
 pub struct Canceller {
-    running: Arc<Mutex<Option<Arc<InterruptHandle>>>>,
+    inner: Arc<CancelState>,
+}
+
+#[derive(Default)]
+struct CancelState {
+    running: Mutex<Option<Arc<InterruptHandle>>>,
+    /// Wakes a wait for a connection.
+    wake: Notify,
+    /// Shutdown began: waits end at once, and no new one starts.
+    terminating: AtomicBool,
+    /// `lock_timeout` in milliseconds; 0 waits until cancelled.
+    lock_timeout_ms: AtomicU64,
 }
 
 impl Canceller {
+    pub fn with_lock_timeout(lock_timeout: Duration) -> Canceller {
+        let canceller = Canceller::default();
+        canceller.set_lock_timeout(lock_timeout);
+        canceller
+    }
+
+    /// A zero timeout waits until cancelled, as PostgreSQL's `lock_timeout = 0` does.
+    pub fn set_lock_timeout(&self, lock_timeout: Duration) {
+        let millis = u64::try_from(lock_timeout.as_millis()).unwrap_or(u64::MAX);
+        self.inner.lock_timeout_ms.store(millis, Ordering::Relaxed);
+    }
+
+    /// CancelRequest: like PostgreSQL, it affects only what runs or waits right now.
     pub fn cancel(&self) {
-        if let Ok(running) = self.running.lock()
+        if let Ok(running) = self.inner.running.lock()
             && let Some(handle) = running.as_ref()
         {
             handle.interrupt();
         }
+        self.inner.wake.notify_waiters();
+    }
+
+    /// Shutdown: ends the session's wait for a connection now, and any later one at once.
+    pub fn terminate(&self) {
+        self.inner.terminating.store(true, Ordering::Release);
+        self.inner.wake.notify_waiters();
     }
 
     fn set(&self, handle: Option<Arc<InterruptHandle>>) {
-        if let Ok(mut running) = self.running.lock() {
+        if let Ok(mut running) = self.inner.running.lock() {
             *running = handle;
+        }
+    }
+
+    /// Waits for `acquire` unless the session is cancelled, the server shuts down or the
+    /// session's `lock_timeout` passes first.
+    async fn bounded_wait<T>(
+        &self,
+        acquire: impl std::future::Future<Output = T>,
+    ) -> Result<T, StorageError> {
+        let woken = self.inner.wake.notified();
+        tokio::pin!(woken);
+        // Registered before the flag is read, so a terminate() in between still wakes it.
+        woken.as_mut().enable();
+        if self.inner.terminating.load(Ordering::Acquire) {
+            return Err(shutting_down());
+        }
+        let timeout = match self.inner.lock_timeout_ms.load(Ordering::Relaxed) {
+            0 => None,
+            millis => Some(Duration::from_millis(millis)),
+        };
+        let expired = async {
+            match timeout {
+                Some(timeout) => tokio::time::sleep(timeout).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            acquired = acquire => Ok(acquired),
+            () = woken => Err(if self.inner.terminating.load(Ordering::Acquire) {
+                shutting_down()
+            } else {
+                StorageError::new(
+                    StorageErrorKind::Interrupted,
+                    "canceling statement due to user request",
+                )
+            }),
+            () = expired => Err(StorageError::new(
+                StorageErrorKind::LockTimeout,
+                "canceling statement due to lock timeout",
+            )),
         }
     }
 }
