@@ -15,12 +15,12 @@ use tokio_postgres::{Client, NoTls};
 /// Everything a test waits for is bounded by this: the old code hung here.
 const HANG: Duration = Duration::from_secs(60);
 
-fn two_shards(storage: &str) -> String {
+fn two_shards() -> String {
     common::config_text(
         "scram-sha-256",
         "app",
         &format!(
-            "{storage}\n[sharding]\nstrategy = \"hash\"\ntables = [{{ name = \"t\", key = \"id\" }}]\n\
+            "[sharding]\nstrategy = \"hash\"\ntables = [{{ name = \"t\", key = \"id\" }}]\n\
              [[shards]]\nname = \"s1\"\nprimary = \"s1/primary.db\"\n\
              [[shards]]\nname = \"s2\"\nprimary = \"s2/primary.db\"\n"
         ),
@@ -82,7 +82,7 @@ async fn show(client: &Client, setting: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn opposite_shard_orders_never_deadlock() {
     const ROUNDS: usize = 60;
-    let server = common::start_config(&two_shards("")).await;
+    let server = common::start_config(&two_shards()).await;
     let setup = server.connect().await;
     setup
         .batch_execute("CREATE TABLE t (id INT PRIMARY KEY, v INT)")
@@ -142,14 +142,13 @@ async fn opposite_shard_orders_never_deadlock() {
 /// on a CancelRequest, and it goes through once the transaction ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lock_timeout_and_cancel_end_a_wait_for_the_writer() {
-    let server = common::start_config(&one_shard("[storage]\nlock_timeout = \"5s\"")).await;
+    let server = common::start_config(&one_shard("")).await;
     let holder = server.connect().await;
     let waiter = server.connect().await;
     holder
         .batch_execute("CREATE TABLE t (id INT PRIMARY KEY)")
         .await
         .unwrap();
-    assert_eq!(show(&waiter, "lock_timeout").await, "5s");
     holder
         .batch_execute("BEGIN; INSERT INTO t VALUES (1)")
         .await
@@ -200,8 +199,9 @@ async fn lock_timeout_and_cancel_end_a_wait_for_the_writer() {
         .await
         .unwrap_err();
     assert_eq!(sqlstate(&err), "22023", "{err:?}");
+    // The shipped default bounds every wait.
     waiter.batch_execute("RESET lock_timeout").await.unwrap();
-    assert_eq!(show(&waiter, "lock_timeout").await, "5s");
+    assert_eq!(show(&waiter, "lock_timeout").await, "30s");
 
     // Once the holder ends its transaction, the writer is free again.
     let insert = tokio::spawn(async move {
@@ -218,17 +218,41 @@ async fn lock_timeout_and_cancel_end_a_wait_for_the_writer() {
     assert_eq!(count(&waiter).await, 2);
 }
 
+/// `[storage]` sets each session's default lock_timeout and
+/// idle_in_transaction_session_timeout.
+#[tokio::test]
+async fn configured_timeouts_are_session_defaults() {
+    let server = common::start_config(&one_shard(
+        "[storage]\nlock_timeout = \"1500ms\"\nidle_in_transaction_session_timeout = \"2min\"",
+    ))
+    .await;
+    let client = server.connect().await;
+    assert_eq!(show(&client, "lock_timeout").await, "1500ms");
+    assert_eq!(
+        show(&client, "idle_in_transaction_session_timeout").await,
+        "2min"
+    );
+    let shipped = common::start_config(&one_shard("")).await;
+    let client = shipped.connect().await;
+    assert_eq!(show(&client, "lock_timeout").await, "30s");
+    assert_eq!(
+        show(&client, "idle_in_transaction_session_timeout").await,
+        "0"
+    );
+}
+
 /// Shutdown ends a wait for a writer at once with 57P01 instead of letting it run out the
 /// shutdown timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_ends_a_wait_for_the_writer() {
-    let server = common::start_config(&one_shard("[storage]\nlock_timeout = \"0\"")).await;
+    let server = common::start_config(&one_shard("")).await;
     let holder = server.connect().await;
     let waiter = server.connect().await;
     holder
         .batch_execute("CREATE TABLE t (id INT PRIMARY KEY); BEGIN; INSERT INTO t VALUES (1)")
         .await
         .unwrap();
+    waiter.batch_execute("SET lock_timeout = 0").await.unwrap();
     let wait = tokio::spawn(async move {
         let result = waiter.execute("INSERT INTO t VALUES (2)", &[]).await;
         (result, Instant::now())
@@ -249,24 +273,51 @@ async fn shutdown_ends_a_wait_for_the_writer() {
     tokio::time::timeout(HANG, stop).await.unwrap().unwrap();
 }
 
+/// A client that goes away while its statement waits for a writer: the wait ends, and the
+/// statement never runs once the writer is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_stops_waiting_for_the_writer() {
+    let server = common::start_config(&one_shard("")).await;
+    let holder = server.connect().await;
+    holder
+        .batch_execute("CREATE TABLE t (id INT PRIMARY KEY); BEGIN; INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+    let (waiter, connection) = tokio_postgres::connect(&server.url(), NoTls).await.unwrap();
+    let connection = tokio::spawn(connection);
+    waiter.batch_execute("SET lock_timeout = 0").await.unwrap();
+    let insert = tokio::spawn(async move { waiter.execute("INSERT INTO t VALUES (2)", &[]).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Dropping the connection's future closes the client's socket.
+    connection.abort();
+    assert!(
+        tokio::time::timeout(HANG, insert)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_err()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    holder.batch_execute("COMMIT").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        count(&holder).await,
+        1,
+        "the statement of a client that went away ran"
+    );
+}
+
 /// A session idle inside a transaction longer than idle_in_transaction_session_timeout gets
 /// FATAL 25P03, its connection closes, its transaction is rolled back and the writer it held
 /// is free; a session idle outside a transaction is left alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_in_transaction_timeout_closes_the_session_and_frees_the_writer() {
-    let server = common::start_config(&one_shard(
-        "[storage]\nidle_in_transaction_session_timeout = \"10s\"\nlock_timeout = \"5s\"",
-    ))
-    .await;
+    let server = common::start_config(&one_shard("")).await;
     let other = server.connect().await;
     other
         .batch_execute("CREATE TABLE t (id INT PRIMARY KEY)")
         .await
         .unwrap();
-    assert_eq!(
-        show(&other, "idle_in_transaction_session_timeout").await,
-        "10s"
-    );
 
     let (idler, connection) = tokio_postgres::connect(&server.url(), NoTls).await.unwrap();
     let connection = tokio::spawn(connection);
@@ -294,7 +345,7 @@ async fn idle_in_transaction_timeout_closes_the_session_and_frees_the_writer() {
     );
     assert!(idler.is_closed() || idler.batch_execute("SELECT 1").await.is_err());
 
-    // The writer is free (within the 5s lock_timeout) and the idle transaction's row is gone.
+    // The writer is free and the idle transaction's row is gone.
     other
         .execute("INSERT INTO t VALUES (2)", &[])
         .await
@@ -307,7 +358,7 @@ async fn idle_in_transaction_timeout_closes_the_session_and_frees_the_writer() {
 /// reads its own writes and holds the writer; SELECT ... FOR UPDATE counts as a write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_committed_takes_the_writer_at_its_first_write() {
-    let server = common::start_config(&one_shard("[storage]\nlock_timeout = \"5s\"")).await;
+    let server = common::start_config(&one_shard("")).await;
     let reader = server.connect().await;
     let writer = server.connect().await;
     writer
@@ -389,7 +440,7 @@ async fn read_committed_takes_the_writer_at_its_first_write() {
 /// transaction, which keeps seeing its snapshot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeatable_read_keeps_its_snapshot() {
-    let server = common::start_config(&one_shard("[storage]\nlock_timeout = \"0\"")).await;
+    let server = common::start_config(&one_shard("")).await;
     let setup = server.connect().await;
     setup
         .batch_execute("CREATE TABLE t (id INT PRIMARY KEY)")
@@ -410,6 +461,7 @@ async fn repeatable_read_keeps_its_snapshot() {
     for (begin, level) in begins {
         let snapshot = server.connect().await;
         let writer = server.connect().await;
+        writer.batch_execute("SET lock_timeout = 0").await.unwrap();
         snapshot.batch_execute(begin).await.unwrap();
         assert_eq!(show(&snapshot, "transaction_isolation").await, level);
         let before = count(&snapshot).await;

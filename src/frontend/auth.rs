@@ -22,6 +22,7 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use super::Shared;
+use super::connection::PeerSocket;
 use super::session::{RegistryGuard, Session, SessionState, Settings, TxnState};
 use crate::config::{AuthMethod, StoredPassword};
 use crate::storage::Canceller;
@@ -179,6 +180,9 @@ impl Startup {
                 .collect(),
             user,
         });
+        if let Some(peer) = client.session_extensions().get::<PeerSocket>() {
+            session.canceller.watch_hang_up(peer.hang_up());
+        }
         let (pid, secret) = client.pid_and_secret_key();
         self.shared
             .registry

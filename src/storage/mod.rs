@@ -21,6 +21,6 @@ pub use backend::{Backend, BackendSession, Intent, SqliteBackend};
 pub use connection::{ConnectionSettings, SqlConn, open_replica_applier, open_scratch};
 pub use error::{LENGTH_CHECK_PREFIX, RANGE_CHECK_PREFIX, StorageError, StorageErrorKind};
 pub use exec::{ColumnOrigin, ExecOutput, ExecRequest, Params, PreparedShape};
-pub use pool::Canceller;
+pub use pool::{Canceller, HangUp};
 pub use rusqlite::types::Value;
 pub use schema::{INTERNAL_PREFIX, Schema};

@@ -5,9 +5,10 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use rusqlite::InterruptHandle;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
@@ -131,7 +132,12 @@ struct CancelState {
     terminating: AtomicBool,
     /// `lock_timeout` in milliseconds; 0 waits until cancelled.
     lock_timeout_ms: AtomicU64,
+    /// Resolves once the session's client has closed its connection.
+    hang_up: OnceLock<HangUp>,
 }
+
+/// A future that resolves once a session's client has gone away, made afresh for each wait.
+pub type HangUp = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
 
 impl Canceller {
     pub fn with_lock_timeout(lock_timeout: Duration) -> Canceller {
@@ -144,6 +150,12 @@ impl Canceller {
     pub fn set_lock_timeout(&self, lock_timeout: Duration) {
         let millis = u64::try_from(lock_timeout.as_millis()).unwrap_or(u64::MAX);
         self.inner.lock_timeout_ms.store(millis, Ordering::Relaxed);
+    }
+
+    /// Lets waits end when the client goes away (a dropped connection's statement would
+    /// otherwise still take the writer, and run, once it is free).
+    pub fn watch_hang_up(&self, hang_up: HangUp) {
+        let _ = self.inner.hang_up.set(hang_up);
     }
 
     /// CancelRequest: like PostgreSQL, it affects only what runs or waits right now.
@@ -185,6 +197,12 @@ impl Canceller {
             0 => None,
             millis => Some(Duration::from_millis(millis)),
         };
+        let hung_up = async {
+            match self.inner.hang_up.get() {
+                Some(hang_up) => hang_up().await,
+                None => std::future::pending().await,
+            }
+        };
         let expired = async {
             match timeout {
                 Some(timeout) => tokio::time::sleep(timeout).await,
@@ -201,6 +219,10 @@ impl Canceller {
                     "canceling statement due to user request",
                 )
             }),
+            () = hung_up => Err(StorageError::new(
+                StorageErrorKind::Interrupted,
+                "canceling statement: the client closed its connection",
+            )),
             () = expired => Err(StorageError::new(
                 StorageErrorKind::LockTimeout,
                 "canceling statement due to lock timeout",
