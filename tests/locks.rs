@@ -19,11 +19,9 @@ fn two_shards() -> String {
     common::config_text(
         "scram-sha-256",
         "app",
-        &format!(
-            "[sharding]\nstrategy = \"hash\"\ntables = [{{ name = \"t\", key = \"id\" }}]\n\
-             [[shards]]\nname = \"s1\"\nprimary = \"s1/primary.db\"\n\
-             [[shards]]\nname = \"s2\"\nprimary = \"s2/primary.db\"\n"
-        ),
+        "[sharding]\nstrategy = \"hash\"\ntables = [{ name = \"t\", key = \"id\" }]\n\
+         [[shards]]\nname = \"s1\"\nprimary = \"s1/primary.db\"\n\
+         [[shards]]\nname = \"s2\"\nprimary = \"s2/primary.db\"\n",
     )
 }
 
@@ -457,16 +455,13 @@ async fn repeatable_read_keeps_its_snapshot() {
             "repeatable read",
         ),
     ];
-    let mut next_id = 0;
-    for (begin, level) in begins {
+    for (id, (begin, level)) in begins.into_iter().enumerate() {
         let snapshot = server.connect().await;
         let writer = server.connect().await;
         writer.batch_execute("SET lock_timeout = 0").await.unwrap();
         snapshot.batch_execute(begin).await.unwrap();
         assert_eq!(show(&snapshot, "transaction_isolation").await, level);
         let before = count(&snapshot).await;
-        next_id += 1;
-        let id = next_id;
         let write = tokio::spawn(async move {
             writer
                 .execute(&format!("INSERT INTO t VALUES ({id})"), &[])

@@ -68,7 +68,7 @@ pub fn format_timeout(timeout: Duration) -> String {
         ("min", 60_000),
         ("s", 1_000),
     ] {
-        if millis % size == 0 {
+        if millis.is_multiple_of(size) {
             return format!("{}{unit}", millis / size);
         }
     }
