@@ -1,6 +1,8 @@
 //! Running a planned statement where the router sends it: on one shard (its primary or a
 //! replica), on several shards (a write on all of them together, a read merged), or split by
-//! rows; inside a transaction, on the connections the transaction holds.
+//! rows; inside a transaction, on the writers the transaction holds (taken in shard order,
+//! all that a statement needs before it runs) or, for a READ COMMITTED read of a shard it has
+//! not written on, like an autocommit read.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -247,8 +247,9 @@ impl Settings {
     }
 }
 
-/// A transaction's hold on the shards it touched: one connection per shard, each inside
-/// BEGIN, opened when the transaction first needs that shard.
+/// A transaction's hold on shards: one connection per shard, each inside BEGIN. A READ
+/// COMMITTED transaction opens a shard's writer at its first write there, a REPEATABLE READ or
+/// SERIALIZABLE one every shard's writer at BEGIN, a read-only one a reader at its first read.
 pub struct Txn {
     pub read_only: bool,
     /// READ COMMITTED (the default) takes a shard's writer at the transaction's first write

@@ -1,6 +1,7 @@
 //! Connection pools and leases. A lease owns one connection until dropped; dropping it inside
 //! a transaction rolls the transaction back first, so a pooled connection is never handed out
-//! mid-transaction (even when a client disconnects in the middle of one).
+//! mid-transaction (even when a client disconnects in the middle of one). A lease that has to
+//! wait waits as its session's [`Canceller`] allows, never unbounded for a client.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
