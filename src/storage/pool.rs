@@ -141,6 +141,9 @@ struct CancelState {
 pub type HangUp = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
 
 impl Canceller {
+    /// A wait starts watching for the client going away after this long.
+    const WATCH_HANG_UP_AFTER: Duration = Duration::from_millis(50);
+
     pub fn with_lock_timeout(lock_timeout: Duration) -> Canceller {
         let canceller = Canceller::default();
         canceller.set_lock_timeout(lock_timeout);
@@ -200,7 +203,12 @@ impl Canceller {
         };
         let hung_up = async {
             match self.inner.hang_up.get() {
-                Some(hang_up) => hang_up().await,
+                Some(hang_up) => {
+                    // Watching the socket costs system calls; most waits (writers queueing
+                    // behind short transactions) end sooner than this.
+                    tokio::time::sleep(Self::WATCH_HANG_UP_AFTER).await;
+                    hang_up().await
+                }
                 None => std::future::pending().await,
             }
         };
