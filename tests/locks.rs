@@ -363,16 +363,7 @@ async fn read_committed_takes_the_writer_at_its_first_write() {
         .batch_execute("CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1)")
         .await
         .unwrap();
-    assert_eq!(
-        show(&reader, "transaction_isolation").await,
-        "read committed"
-    );
-
     reader.batch_execute("BEGIN").await.unwrap();
-    assert_eq!(
-        show(&reader, "transaction_isolation").await,
-        "read committed"
-    );
     assert_eq!(count(&reader).await, 1);
     // The open transaction only read: an autocommit write goes through at once.
     tokio::time::timeout(
@@ -401,8 +392,16 @@ async fn read_committed_takes_the_writer_at_its_first_write() {
         .await
         .unwrap_err();
     assert_eq!(sqlstate(&err), "55P03", "{err:?}");
+    assert_eq!(
+        show(&reader, "transaction_isolation").await,
+        "read committed"
+    );
     reader.batch_execute("COMMIT").await.unwrap();
     assert_eq!(count(&writer).await, 3);
+    assert_eq!(
+        show(&reader, "transaction_isolation").await,
+        "read committed"
+    );
 
     // A locking read is a write.
     reader
