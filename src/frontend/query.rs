@@ -322,8 +322,9 @@ impl Shared {
                     ));
                     return Ok(Outcome::Command(Tag::new("BEGIN")));
                 }
-                // Each shard joins the transaction when a statement first needs it; a
-                // read-only transaction may then run on one replica of it throughout.
+                // A shard joins a READ COMMITTED transaction at its first write there (a
+                // read-only transaction at its first read, and may then run on one replica
+                // throughout); REPEATABLE READ and SERIALIZABLE take every writer now.
                 let isolation = isolation.unwrap_or_else(|| state.settings.default_isolation());
                 let txn = self.begin_txn(session, *read_only, isolation).await?;
                 state.txn = TxnState::Active(txn);
