@@ -7,15 +7,18 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    AlterTableOperation, CastKind, ColumnOption, DataType, Distinct, Expr, Function, FunctionArg,
-    FunctionArgExpr, FunctionArguments, Ident, LimitClause, ObjectName, ObjectNamePart, ObjectType,
-    Query, SetExpr, Statement, TableConstraint, TableFactor, Value, VisitMut, VisitorMut,
+    AlterTableOperation, BinaryOperator, CastKind, ColumnOption, DataType, Distinct, Expr,
+    Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, LimitClause, ObjectName,
+    ObjectNamePart, ObjectType, Query, SetExpr, Statement, TableConstraint, TableFactor, Value,
+    VisitMut, VisitorMut,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
 use super::error::SqlError;
+use super::infer::Scope;
 use super::types::{PgType, TypeWithMod, declared_type};
+use crate::storage::checked;
 use crate::storage::schema::CatalogChange;
 
 /// What a PostgreSQL statement becomes on SQLite.
@@ -27,11 +30,18 @@ pub struct Rewritten {
 }
 
 /// Rewrites one parsed statement. Catalog queries come already rewritten for the emulated
-/// catalog, which uses SQLite's own `generate_series` column (`value`).
-pub fn rewrite(mut stmt: Statement, catalog_query: bool) -> Result<Rewritten, SqlError> {
+/// catalog, which uses SQLite's own `generate_series` column (`value`). `types` tells the
+/// types of the statement's expressions (its tables' columns, its parameters).
+pub(crate) fn rewrite(
+    mut stmt: Statement,
+    catalog_query: bool,
+    types: &Scope<'_>,
+) -> Result<Rewritten, SqlError> {
     let mut visitor = ExprRewriter {
         error: None,
         rename_series_column: !catalog_query,
+        types,
+        checks: Vec::new(),
     };
     let _ = stmt.visit(&mut visitor);
     if let Some(error) = visitor.error {
@@ -296,13 +306,27 @@ fn rewrite_create_table(mut create: sqlparser::ast::CreateTable) -> Result<Rewri
 }
 
 /// Rewrites PostgreSQL expression forms into SQLite's, everywhere in a statement.
-struct ExprRewriter {
+struct ExprRewriter<'s, 'a> {
     error: Option<SqlError>,
     /// Name `generate_series`' column after its alias, as PostgreSQL does.
     rename_series_column: bool,
+    types: &'s Scope<'a>,
+    /// What each expression on the path from the root needs checked, decided from the
+    /// expression as the client wrote it (before its operands are rewritten).
+    checks: Vec<Check>,
 }
 
-impl ExprRewriter {
+/// A PostgreSQL data check an expression gets on SQLite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    None,
+    /// Integer arithmetic whose result must fit this type.
+    IntegerResult(PgType),
+    /// A cast of a float to an integer type (which rounds half to even).
+    CastFromFloat,
+}
+
+impl ExprRewriter<'_, '_> {
     fn refuse(&mut self, reason: String) -> ControlFlow<()> {
         self.error = Some(SqlError::Unsupported(reason));
         ControlFlow::Break(())
@@ -313,14 +337,17 @@ fn function_name(function: &Function) -> String {
     name_text(&function.name).to_ascii_lowercase()
 }
 
-fn lower_call(expr: Expr) -> Expr {
+fn call(name: &str, args: Vec<Expr>) -> Expr {
     Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::new("lower")]),
+        name: ObjectName::from(vec![Ident::new(name)]),
         uses_odbc_syntax: false,
         parameters: FunctionArguments::None,
         args: FunctionArguments::List(sqlparser::ast::FunctionArgumentList {
             duplicate_treatment: None,
-            args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(expr))],
+            args: args
+                .into_iter()
+                .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
+                .collect(),
             clauses: vec![],
         }),
         filter: None,
@@ -330,8 +357,113 @@ fn lower_call(expr: Expr) -> Expr {
     })
 }
 
-impl VisitorMut for ExprRewriter {
+fn take(expr: &mut Expr) -> Expr {
+    std::mem::replace(expr, Expr::value(Value::Null))
+}
+
+fn integer_literal(n: i64) -> Expr {
+    Expr::value(Value::Number(n.to_string(), false))
+}
+
+/// PostgreSQL's LIKE escapes with a backslash unless the statement names another escape (or
+/// none, with `ESCAPE ''`); SQLite has no escape unless told.
+fn like_escape(escape: Option<Box<Expr>>) -> Option<Box<Expr>> {
+    match escape {
+        None => Some(Box::new(Expr::value(Value::SingleQuotedString(
+            "\\".into(),
+        )))),
+        Some(e) if matches!(&*e, Expr::Value(v) if v.value == Value::SingleQuotedString(String::new())) => {
+            None
+        }
+        other => other,
+    }
+}
+
+impl ExprRewriter<'_, '_> {
+    fn check_of(&self, expr: &Expr) -> Check {
+        match expr {
+            Expr::BinaryOp {
+                left,
+                op:
+                    BinaryOperator::Plus
+                    | BinaryOperator::Minus
+                    | BinaryOperator::Multiply
+                    | BinaryOperator::Divide,
+                right,
+            } => {
+                let integer = |e: &Expr| self.types.expr_type(e).is_some_and(|t| t.pg.is_integer());
+                match self.types.expr_type(expr) {
+                    Some(result) if integer(left) && integer(right) => {
+                        Check::IntegerResult(result.pg)
+                    }
+                    _ => Check::None,
+                }
+            }
+            Expr::Cast {
+                expr: inner,
+                data_type,
+                ..
+            } if declared_type(&data_type.to_string()).ty.pg.is_integer()
+                && self
+                    .types
+                    .expr_type(inner)
+                    .is_some_and(|t| matches!(t.pg, PgType::Float4 | PgType::Float8)) =>
+            {
+                Check::CastFromFloat
+            }
+            _ => Check::None,
+        }
+    }
+
+    /// `CAST(inner AS target)` in SQLite, through the checking function where SQLite's own
+    /// cast would not raise PostgreSQL's errors.
+    fn cast(inner: Expr, target: TypeWithMod, check: Check) -> Expr {
+        let Some(function) = checked::cast_function(target.pg) else {
+            if target.pg == PgType::Varchar && target.typmod > 4 {
+                // An explicit cast to varchar(n) truncates.
+                let text = Expr::Cast {
+                    kind: CastKind::Cast,
+                    expr: Box::new(inner),
+                    data_type: custom_type("TEXT"),
+                    format: None,
+                };
+                return call(
+                    "substr",
+                    vec![
+                        text,
+                        integer_literal(1),
+                        integer_literal(i64::from(target.typmod - 4)),
+                    ],
+                );
+            }
+            return Expr::Cast {
+                kind: CastKind::Cast,
+                expr: Box::new(inner),
+                data_type: custom_type(target.pg.sqlite_cast_type()),
+                format: None,
+            };
+        };
+        let mut args = vec![inner];
+        if check == Check::CastFromFloat {
+            args.push(integer_literal(1));
+        }
+        if let (Some(precision), Some(scale)) = (target.numeric_precision(), target.numeric_scale())
+        {
+            args.push(integer_literal(precision as i64));
+            args.push(integer_literal(scale as i64));
+        }
+        call(function, args)
+    }
+}
+
+impl VisitorMut for ExprRewriter<'_, '_> {
     type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let check = self.check_of(expr);
+        self.checks.push(check);
+        ControlFlow::Continue(())
+    }
 
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
         query.locks.clear();
@@ -411,15 +543,15 @@ impl VisitorMut for ExprRewriter {
     }
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let check = self.checks.pop().unwrap_or(Check::None);
         match expr {
             Expr::Cast {
-                kind,
                 expr: inner,
                 data_type,
                 ..
             } => {
-                let target = declared_type(&data_type.to_string()).ty.pg;
-                if target == PgType::Bool
+                let target = declared_type(&data_type.to_string()).ty;
+                if target.pg == PgType::Bool
                     && let Expr::Value(v) = inner.as_ref()
                     && let Value::SingleQuotedString(s) = &v.value
                 {
@@ -437,8 +569,16 @@ impl VisitorMut for ExprRewriter {
                         }
                     }
                 }
-                *kind = CastKind::Cast;
-                *data_type = custom_type(target.sqlite_cast_type());
+                *expr = Self::cast(take(inner), target, check);
+            }
+            Expr::BinaryOp {
+                op: BinaryOperator::Divide | BinaryOperator::Modulo,
+                right,
+                ..
+            } => {
+                // SQLite divides by zero into NULL; PostgreSQL raises 22012.
+                let divisor = take(right);
+                **right = call(checked::NONZERO, vec![divisor]);
             }
             Expr::Value(v) => match &mut v.value {
                 Value::Placeholder(p) if p.starts_with('$') => {
@@ -453,8 +593,12 @@ impl VisitorMut for ExprRewriter {
                 _ => {}
             },
             Expr::TypedString(typed) => {
-                let value = typed.value.value.clone();
-                *expr = Expr::Value(value.into());
+                let target = declared_type(&typed.data_type.to_string()).ty;
+                let value = Expr::Value(typed.value.value.clone().into());
+                *expr = match checked::cast_function(target.pg) {
+                    Some(_) => Self::cast(value, target, Check::None),
+                    None => value,
+                };
             }
             Expr::ILike {
                 negated,
@@ -466,16 +610,17 @@ impl VisitorMut for ExprRewriter {
                 *expr = Expr::Like {
                     negated: *negated,
                     any: false,
-                    expr: Box::new(lower_call(std::mem::replace(
-                        left.as_mut(),
-                        Expr::value(Value::Null),
-                    ))),
-                    pattern: Box::new(lower_call(std::mem::replace(
-                        pattern.as_mut(),
-                        Expr::value(Value::Null),
-                    ))),
-                    escape_char: escape_char.take(),
+                    expr: Box::new(call("lower", vec![take(left)])),
+                    pattern: Box::new(call("lower", vec![take(pattern)])),
+                    escape_char: like_escape(escape_char.take()),
                 };
+            }
+            Expr::Like {
+                any: false,
+                escape_char,
+                ..
+            } => {
+                *escape_char = like_escape(escape_char.take());
             }
             Expr::Function(function) => {
                 if function.name.0.len() > 1 {
@@ -499,6 +644,11 @@ impl VisitorMut for ExprRewriter {
                 return self.refuse("AT TIME ZONE is not supported".into());
             }
             _ => {}
+        }
+        if let Check::IntegerResult(ty) = check
+            && let Some(function) = checked::arithmetic_check(ty)
+        {
+            *expr = call(function, vec![take(expr)]);
         }
         ControlFlow::Continue(())
     }
@@ -533,21 +683,25 @@ mod tests {
         let stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)
             .unwrap()
             .remove(0);
-        rewrite(stmt, false).unwrap().statements
+        let schema = crate::storage::schema::Schema::default();
+        rewrite(stmt.clone(), false, &Scope::of(&stmt, &schema))
+            .unwrap()
+            .statements
     }
 
     fn refused(sql: &str) -> SqlError {
         let stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)
             .unwrap()
             .remove(0);
-        rewrite(stmt, false).unwrap_err()
+        let schema = crate::storage::schema::Schema::default();
+        rewrite(stmt.clone(), false, &Scope::of(&stmt, &schema)).unwrap_err()
     }
 
     #[test]
     fn placeholders_casts_and_strings() {
         assert_eq!(
             sqlite("SELECT $1::int, E'a\\tb', $$x$$ FROM t WHERE id = $2"),
-            vec!["SELECT CAST(?1 AS INTEGER), 'a\tb', 'x' FROM t WHERE id = ?2"]
+            vec!["SELECT sg_cast_int4(?1), 'a\tb', 'x' FROM t WHERE id = ?2"]
         );
         assert_eq!(sqlite("SELECT 't'::boolean"), vec!["SELECT 1"]);
     }
@@ -556,7 +710,37 @@ mod tests {
     fn ilike_becomes_case_folded_like() {
         assert_eq!(
             sqlite("SELECT * FROM t WHERE name ILIKE 'A%'"),
-            vec!["SELECT * FROM t WHERE lower(name) LIKE lower('A%')"]
+            vec!["SELECT * FROM t WHERE lower(name) LIKE lower('A%') ESCAPE '\\'"]
+        );
+    }
+
+    #[test]
+    fn like_gets_postgres_default_escape() {
+        assert_eq!(
+            sqlite(
+                "SELECT 1 WHERE 'a' NOT LIKE '100\\%' AND 'b' LIKE 'x!%' ESCAPE '!' AND 'c' LIKE 'y' ESCAPE ''"
+            ),
+            vec![
+                "SELECT 1 WHERE 'a' NOT LIKE '100\\%' ESCAPE '\\' AND 'b' LIKE 'x!%' ESCAPE '!' AND 'c' LIKE 'y'"
+            ]
+        );
+    }
+
+    #[test]
+    fn divisors_integer_arithmetic_and_casts_are_checked() {
+        assert_eq!(
+            sqlite(
+                "SELECT 1 / 0, 5 % 2, 2147483647 + 1, 1.5 * 2, '1'::int8, 2.5::float8::int2, 'x'::numeric(5,2), '{}'::json"
+            ),
+            vec![
+                "SELECT sg_int4(1 / sg_nonzero(0)), 5 % sg_nonzero(2), sg_int4(2147483647 + 1), 1.5 * 2, sg_cast_int8('1'), sg_cast_int2(sg_cast_float8(2.5), 1), sg_cast_numeric('x', 5, 2), sg_cast_json('{}')"
+            ]
+        );
+        assert_eq!(
+            sqlite("SELECT DATE '2024-01-05', 'abc'::varchar(2), x::text FROM t"),
+            vec![
+                "SELECT sg_cast_date('2024-01-05'), substr(CAST('abc' AS TEXT), 1, 2), CAST(x AS TEXT) FROM t"
+            ]
         );
     }
 

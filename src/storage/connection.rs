@@ -412,5 +412,32 @@ fn register_functions(
     conn.create_scalar_function("pg_backend_pid", 0, deterministic, |_| {
         Ok(std::process::id() as i64)
     })?;
+    // SQLite's upper/lower fold ASCII only; PostgreSQL's fold every letter (ILIKE uses lower).
+    conn.create_scalar_function("upper", 1, deterministic, |ctx| {
+        fold_case(ctx, str::to_ascii_uppercase, str::to_uppercase)
+    })?;
+    conn.create_scalar_function("lower", 1, deterministic, |ctx| {
+        fold_case(ctx, str::to_ascii_lowercase, str::to_lowercase)
+    })?;
+    super::checked::register(conn)?;
     Ok(())
+}
+
+/// `upper`/`lower` of any value as text (NULL stays NULL), with an ASCII fast path.
+fn fold_case(
+    ctx: &rusqlite::functions::Context<'_>,
+    ascii: fn(&str) -> String,
+    unicode: fn(&str) -> String,
+) -> rusqlite::Result<Option<String>> {
+    let text = match ctx.get_raw(0) {
+        rusqlite::types::ValueRef::Null => return Ok(None),
+        rusqlite::types::ValueRef::Integer(i) => i.to_string(),
+        rusqlite::types::ValueRef::Real(f) => f.to_string(),
+        value => String::from_utf8_lossy(value.as_bytes().unwrap_or_default()).into_owned(),
+    };
+    Ok(Some(if text.is_ascii() {
+        ascii(&text)
+    } else {
+        unicode(&text)
+    }))
 }
