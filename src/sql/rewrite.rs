@@ -257,7 +257,12 @@ fn rewrite_create_table(mut create: sqlparser::ast::CreateTable) -> Result<Rewri
             )
         });
         let quoted = column.name.to_string();
-        if let Some((low, high)) = declared.ty.pg.integer_range() {
+        // bigint needs the check too: SQLite keeps an integer literal beyond 64 bits as a float.
+        let range = match declared.ty.pg {
+            PgType::Int8 => Some((i64::MIN, i64::MAX)),
+            other => other.integer_range(),
+        };
+        if let Some((low, high)) = range {
             checks.push(format!(
                 "CONSTRAINT \"{}{}\" CHECK ({quoted} BETWEEN {low} AND {high})",
                 crate::storage::RANGE_CHECK_PREFIX,

@@ -449,6 +449,11 @@ fn arithmetic_result(ctx: &Context<'_>, ty: PgType) -> rusqlite::Result<Value> {
     match value {
         ValueRef::Integer(i) => Ok(Value::Integer(integer_in_range(i, ty)?)),
         ValueRef::Real(f) => {
+            // SQLite gives a float only when the 64-bit result overflowed, and -2^63, which
+            // fits as an integer, is such a float too.
+            if f.abs() >= 9.223372036854775808e18 {
+                return Err(DataError::out_of_range(ty).into());
+            }
             whole_float_in_range(f.trunc(), ty)?;
             Ok(Value::Real(f))
         }
@@ -484,9 +489,13 @@ fn cast_numeric(ctx: &Context<'_>) -> rusqlite::Result<Value> {
         ValueRef::Real(f) => NumericText::Float(f),
         text => check_numeric_text(&text_of(&text).unwrap_or_default())?,
     };
-    let typmod = match (ctx.len(), ctx.get_raw(1), ctx.get_raw(2)) {
-        (3, ValueRef::Integer(precision), ValueRef::Integer(scale)) => Some((precision, scale)),
-        _ => None,
+    let typmod = if ctx.len() == 3 {
+        match (ctx.get_raw(1), ctx.get_raw(2)) {
+            (ValueRef::Integer(precision), ValueRef::Integer(scale)) => Some((precision, scale)),
+            _ => None,
+        }
+    } else {
+        None
     };
     Ok(match (value, typmod) {
         (NumericText::NaN, _) => return Err(not_a_number().into()),
