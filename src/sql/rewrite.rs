@@ -577,13 +577,20 @@ impl VisitorMut for ExprRewriter<'_, '_> {
                 *expr = Self::cast(take(inner), target, check);
             }
             Expr::BinaryOp {
-                op: BinaryOperator::Divide | BinaryOperator::Modulo,
+                op: BinaryOperator::Divide,
                 right,
                 ..
             } => {
                 // SQLite divides by zero into NULL; PostgreSQL raises 22012.
                 let divisor = take(right);
                 **right = call(checked::NONZERO, vec![divisor]);
+            }
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::Modulo,
+                right,
+            } => {
+                *expr = call(checked::MODULO, vec![take(left), take(right)]);
             }
             Expr::Value(v) => match &mut v.value {
                 Value::Placeholder(p) if p.starts_with('$') => {
@@ -738,7 +745,7 @@ mod tests {
                 "SELECT 1 / 0, 5 % 2, 2147483647 + 1, 1.5 * 2, '1'::int8, 2.5::float8::int2, 'x'::numeric(5,2), '{}'::json"
             ),
             vec![
-                "SELECT sg_int4(1 / sg_nonzero(0)), 5 % sg_nonzero(2), sg_int4(2147483647 + 1), 1.5 * 2, sg_cast_int8('1'), sg_cast_int2(sg_cast_float8(2.5), 1), sg_cast_numeric('x', 5, 2), sg_cast_json('{}')"
+                "SELECT sg_int4(1 / sg_nonzero(0)), sg_mod(5, 2), sg_int4(2147483647 + 1), 1.5 * 2, sg_cast_int8('1'), sg_cast_int2(sg_cast_float8(2.5), 1), sg_cast_numeric('x', 5, 2), sg_cast_json('{}')"
             ]
         );
         assert_eq!(

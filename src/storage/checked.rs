@@ -20,6 +20,10 @@ use crate::sql::types::PgType;
 /// `sg_nonzero(divisor)`: the divisor, or `22012` if it is zero.
 pub(crate) const NONZERO: &str = "sg_nonzero";
 
+/// `sg_mod(a, b)`: PostgreSQL's `%`. SQLite's truncates fractional operands to integers
+/// (`-7 % 2.5` is -1, PostgreSQL's is -2.0) and answers NULL for a zero divisor.
+pub(crate) const MODULO: &str = "sg_mod";
+
 /// The function that checks the result of integer arithmetic of type `ty` fits it.
 pub(crate) fn arithmetic_check(ty: PgType) -> Option<&'static str> {
     match ty {
@@ -442,6 +446,39 @@ fn nonzero(ctx: &Context<'_>) -> rusqlite::Result<Value> {
     Ok(owned(divisor))
 }
 
+/// A number from an operand of arithmetic: integers stay integers, numeric text is read as
+/// SQLite reads it, other text is invalid input.
+fn operand(value: ValueRef<'_>) -> Result<Option<NumericText>, DataError> {
+    Ok(match value {
+        ValueRef::Null => None,
+        ValueRef::Integer(i) => Some(NumericText::Integer(i)),
+        ValueRef::Real(f) => Some(NumericText::Float(f)),
+        other => Some(check_numeric_text(&text_of(&other).unwrap_or_default())?),
+    })
+}
+
+fn modulo(ctx: &Context<'_>) -> rusqlite::Result<Value> {
+    let (Some(dividend), Some(divisor)) = (operand(ctx.get_raw(0))?, operand(ctx.get_raw(1))?)
+    else {
+        return Ok(Value::Null);
+    };
+    let float = |n: NumericText| match n {
+        NumericText::Integer(i) => i as f64,
+        NumericText::Float(f) => f,
+        NumericText::NaN => f64::NAN,
+    };
+    match (dividend, divisor) {
+        (_, b) if float(b) == 0.0 => {
+            Err(DataError::new(K::DivisionByZero, "division by zero").into())
+        }
+        // i64::MIN % -1 overflows in Rust; PostgreSQL answers 0.
+        (NumericText::Integer(a), NumericText::Integer(b)) => {
+            Ok(Value::Integer(a.checked_rem(b).unwrap_or(0)))
+        }
+        (a, b) => Ok(Value::Real(float(a) % float(b))),
+    }
+}
+
 /// The result of integer arithmetic: an integer in the type's range; SQLite turns an
 /// overflowing 64-bit result into a float, which no integer type holds.
 fn arithmetic_result(ctx: &Context<'_>, ty: PgType) -> rusqlite::Result<Value> {
@@ -600,6 +637,7 @@ fn cast_json(ctx: &Context<'_>) -> rusqlite::Result<Value> {
 pub(crate) fn register(conn: &Connection) -> rusqlite::Result<()> {
     let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
     conn.create_scalar_function(NONZERO, 1, flags, nonzero)?;
+    conn.create_scalar_function(MODULO, 2, flags, modulo)?;
     for ty in [PgType::Int2, PgType::Int4, PgType::Int8] {
         if let Some(name) = arithmetic_check(ty) {
             conn.create_scalar_function(name, 1, flags, move |ctx| arithmetic_result(ctx, ty))?;

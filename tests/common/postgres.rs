@@ -44,7 +44,10 @@ impl Postgres {
             as_postgres_user,
         };
         if as_postgres_user {
-            server.check("chown", Command::new("chown").arg("postgres:").arg(&server.dir));
+            server.check(
+                "chown",
+                Command::new("chown").arg("postgres:").arg(&server.dir),
+            );
         }
         let data = server.data_dir();
         server.check(
