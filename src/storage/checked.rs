@@ -114,6 +114,9 @@ impl From<DataError> for rusqlite::Error {
     }
 }
 
+/// 2^63: the smallest float magnitude no bigint holds (i64::MIN aside).
+const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+
 fn bounds(ty: PgType) -> (i64, i64) {
     match ty {
         PgType::Int2 => (i16::MIN.into(), i16::MAX.into()),
@@ -379,7 +382,7 @@ fn check_zone(zone: &str) -> Option<()> {
     let digits: String = offset.chars().filter(|c| *c != ':').collect();
     let valid = !digits.is_empty()
         && digits.len() <= 6
-        && digits.len() % 2 == 0
+        && digits.len().is_multiple_of(2)
         && digits.bytes().all(|b| b.is_ascii_digit())
         && offset.bytes().next().is_some_and(|b| b.is_ascii_digit());
     valid.then_some(())
@@ -388,7 +391,9 @@ fn check_zone(zone: &str) -> Option<()> {
 fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
         4 | 6 | 9 | 11 => 30,
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
+            29
+        }
         2 => 28,
         _ => 31,
     }
@@ -488,7 +493,7 @@ fn arithmetic_result(ctx: &Context<'_>, ty: PgType) -> rusqlite::Result<Value> {
         ValueRef::Real(f) => {
             // SQLite gives a float only when the 64-bit result overflowed, and -2^63, which
             // fits as an integer, is such a float too.
-            if f.abs() >= 9.223372036854775808e18 {
+            if f.abs() >= TWO_POW_63 {
                 return Err(DataError::out_of_range(ty).into());
             }
             whole_float_in_range(f.trunc(), ty)?;
