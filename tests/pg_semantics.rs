@@ -160,6 +160,12 @@ fn cases() -> Vec<String> {
     ] {
         cases.push(sql.into());
     }
+    for (t, min, max) in integers {
+        for v in [min, -1, 0, max] {
+            cases.push(format!("SELECT -(({v})::{t})"));
+            cases.push(format!("SELECT abs(({v})::{t})"));
+        }
+    }
     cases.push("SELECT 2147483647 + 1".into());
     cases.push("SELECT 9223372036854775807 + 1".into());
     cases.push("SELECT 32767::int2 + 1".into());

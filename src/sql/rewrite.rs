@@ -9,8 +9,8 @@ use std::ops::ControlFlow;
 use sqlparser::ast::{
     AlterTableOperation, BinaryOperator, CastKind, ColumnOption, DataType, Distinct, Expr,
     Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, LimitClause, ObjectName,
-    ObjectNamePart, ObjectType, Query, SetExpr, Statement, TableConstraint, TableFactor, Value,
-    VisitMut, VisitorMut,
+    ObjectNamePart, ObjectType, Query, SetExpr, Statement, TableConstraint, TableFactor,
+    UnaryOperator, Value, VisitMut, VisitorMut,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -404,6 +404,20 @@ impl ExprRewriter<'_, '_> {
                     _ => Check::None,
                 }
             }
+            // -x and abs(x) leave the type's range for its minimum.
+            Expr::UnaryOp {
+                op: UnaryOperator::Minus,
+                expr: operand,
+            } => self.integer_result(operand),
+            Expr::Function(function) if function_name(function) == "abs" => match &function.args {
+                FunctionArguments::List(list) => match list.args.as_slice() {
+                    [FunctionArg::Unnamed(FunctionArgExpr::Expr(operand))] => {
+                        self.integer_result(operand)
+                    }
+                    _ => Check::None,
+                },
+                _ => Check::None,
+            },
             Expr::Cast {
                 expr: inner,
                 data_type,
@@ -416,6 +430,14 @@ impl ExprRewriter<'_, '_> {
             {
                 Check::CastFromFloat
             }
+            _ => Check::None,
+        }
+    }
+
+    /// The check of an operation on one integer operand, whose result has its type.
+    fn integer_result(&self, operand: &Expr) -> Check {
+        match self.types.expr_type(operand) {
+            Some(t) if t.pg.is_integer() => Check::IntegerResult(t.pg),
             _ => Check::None,
         }
     }
