@@ -75,6 +75,7 @@ const SETUP: &[&str] = &[
     "CREATE TABLE child (id int PRIMARY KEY, parent_id int REFERENCES parent (id), v text NOT NULL, n int CHECK (n > 0))",
     "CREATE TABLE ambig1 (a int)",
     "CREATE TABLE ambig2 (a int)",
+    "CREATE INDEX names_name ON names (name)",
 ];
 
 /// Differences that belong to work not done yet; they run with `SHARDGATE_KNOWN_GAPS=1`.
@@ -297,6 +298,15 @@ fn cases() -> Vec<String> {
             "INSERT INTO child VALUES (1, 2, 'x', 1)",
             "INSERT INTO child VALUES (1, 1, NULL, 1)",
             "INSERT INTO child VALUES (1, 1, 'x', 0)",
+            "CREATE INDEX names_name ON names (name)",
+            "SELECT count(DISTINCT name, name) FROM names",
+            "SELECT (SELECT name, name FROM names LIMIT 1)",
+            "WITH x AS (SELECT 1), x AS (SELECT 2) SELECT * FROM x",
+            "DROP TABLE no_such_table",
+            "DROP VIEW names",
+            "ALTER TABLE names ADD COLUMN name text",
+            "SELECT name FROM names WHERE sum(1) > 0",
+            "SELECT * FROM names JOIN ambig1 USING (nope)",
         ]
         .map(String::from),
     );
