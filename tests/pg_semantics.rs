@@ -488,6 +488,26 @@ async fn like_escapes_and_folds_case_as_postgres() {
 }
 
 #[tokio::test]
+async fn backslashes_in_literals_are_only_read_one_way() {
+    let server = common::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute("SET standard_conforming_strings = on")
+        .await
+        .unwrap();
+    assert_eq!(
+        sqlstate(&client, "SET standard_conforming_strings = off").await,
+        "0A000"
+    );
+    assert_eq!(
+        value(&client, r"SELECT '100%' LIKE '100\%'")
+            .await
+            .as_deref(),
+        Some("t")
+    );
+}
+
+#[tokio::test]
 async fn sqlite_errors_have_postgres_sqlstates() {
     let server = common::start().await;
     let client = server.connect().await;

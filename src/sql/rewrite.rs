@@ -3,6 +3,12 @@
 //! Works on the sqlparser AST and prints it back, so literals and identifiers keep their
 //! quoting. Expression forms (`$n`, `::type`, `ILIKE`, `E''`, ...) are rewritten by one
 //! visitor; DDL gets per-statement treatment that also records the declared PostgreSQL types.
+//!
+//! The same visitor gives SQLite PostgreSQL's data exceptions: divisors, integer arithmetic
+//! (typed by `infer::Scope` from the schema, the parameters and the literals, as PostgreSQL
+//! resolves them) and casts go through the checking functions of `storage::checked`. It
+//! decides what an expression needs from the expression as written, before its operands are
+//! rewritten, and applies it once they are.
 
 use std::ops::ControlFlow;
 

@@ -484,21 +484,15 @@ fn modulo(ctx: &Context<'_>) -> rusqlite::Result<Value> {
     }
 }
 
-/// The result of integer arithmetic: an integer in the type's range; SQLite turns an
-/// overflowing 64-bit result into a float, which no integer type holds.
+/// The result of integer arithmetic: an integer in the type's range. SQLite turns a 64-bit
+/// result that overflowed into a float of magnitude 2^63 or more (-2^63 too, which as an
+/// integer would fit); a smaller float means the operands were not integers after all (the
+/// rewrite types them from the schema), and it passes unchanged.
 fn arithmetic_result(ctx: &Context<'_>, ty: PgType) -> rusqlite::Result<Value> {
     let value = ctx.get_raw(0);
     match value {
         ValueRef::Integer(i) => Ok(Value::Integer(integer_in_range(i, ty)?)),
-        ValueRef::Real(f) => {
-            // SQLite gives a float only when the 64-bit result overflowed, and -2^63, which
-            // fits as an integer, is such a float too.
-            if f.abs() >= TWO_POW_63 {
-                return Err(DataError::out_of_range(ty).into());
-            }
-            whole_float_in_range(f.trunc(), ty)?;
-            Ok(Value::Real(f))
-        }
+        ValueRef::Real(f) if f.abs() >= TWO_POW_63 => Err(DataError::out_of_range(ty).into()),
         other => Ok(owned(other)),
     }
 }
