@@ -333,6 +333,8 @@ enum Check {
     None,
     /// Integer arithmetic whose result must fit this type.
     IntegerResult(PgType),
+    /// Float arithmetic of this type (overflow is an error, not Infinity).
+    FloatResult(PgType),
     /// A cast of a float to an integer type (which rounds half to even).
     CastFromFloat,
 }
@@ -366,6 +368,16 @@ fn call(name: &str, args: Vec<Expr>) -> Expr {
         over: None,
         within_group: vec![],
     })
+}
+
+fn operator_char(op: &BinaryOperator) -> char {
+    match op {
+        BinaryOperator::Plus => '+',
+        BinaryOperator::Minus => '-',
+        BinaryOperator::Multiply => '*',
+        BinaryOperator::Divide => '/',
+        _ => '?',
+    }
 }
 
 fn take(expr: &mut Expr) -> Expr {
@@ -403,10 +415,9 @@ impl ExprRewriter<'_, '_> {
                 right,
             } => {
                 let integer = |e: &Expr| self.types.expr_type(e).is_some_and(|t| t.pg.is_integer());
-                match self.types.expr_type(expr) {
-                    Some(result) if integer(left) && integer(right) => {
-                        Check::IntegerResult(result.pg)
-                    }
+                match self.types.expr_type(expr).map(|t| t.pg) {
+                    Some(result) if integer(left) && integer(right) => Check::IntegerResult(result),
+                    Some(result @ (PgType::Float4 | PgType::Float8)) => Check::FloatResult(result),
                     _ => Check::None,
                 }
             }
@@ -685,10 +696,20 @@ impl VisitorMut for ExprRewriter<'_, '_> {
             }
             _ => {}
         }
-        if let Check::IntegerResult(ty) = check
-            && let Some(function) = checked::arithmetic_check(ty)
-        {
-            *expr = call(function, vec![take(expr)]);
+        match check {
+            Check::IntegerResult(ty) => {
+                if let Some(function) = checked::arithmetic_check(ty) {
+                    *expr = call(function, vec![take(expr)]);
+                }
+            }
+            Check::FloatResult(ty) => {
+                if let Expr::BinaryOp { left, op, right } = expr
+                    && let Some(function) = checked::float_arithmetic(ty, operator_char(op))
+                {
+                    *expr = call(&function, vec![take(left), take(right)]);
+                }
+            }
+            _ => {}
         }
         ControlFlow::Continue(())
     }

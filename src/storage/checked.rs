@@ -34,6 +34,28 @@ pub(crate) fn arithmetic_check(ty: PgType) -> Option<&'static str> {
     }
 }
 
+/// The operations of float arithmetic, by their operator.
+const FLOAT_OPERATIONS: [(char, &str, fn(f64, f64) -> f64); 4] = [
+    ('+', "add", |a, b| a + b),
+    ('-', "sub", |a, b| a - b),
+    ('*', "mul", |a, b| a * b),
+    ('/', "div", |a, b| a / b),
+];
+
+/// The function `a <operator> b` becomes when its result is a float of type `ty`: SQLite
+/// overflows to Infinity, PostgreSQL raises `22003` (unless an operand was infinite).
+pub(crate) fn float_arithmetic(ty: PgType, operator: char) -> Option<String> {
+    let width = match ty {
+        PgType::Float4 => "float4",
+        PgType::Float8 => "float8",
+        _ => return None,
+    };
+    FLOAT_OPERATIONS
+        .iter()
+        .find(|(op, _, _)| *op == operator)
+        .map(|(_, name, _)| format!("sg_{width}_{name}"))
+}
+
 /// The function a cast to `ty` becomes, where SQLite's `CAST` would not raise PostgreSQL's
 /// errors. An integer cast takes a second argument, `1`, when its operand is a float (which
 /// rounds half to even, where numeric rounds half away from zero).
@@ -467,11 +489,7 @@ fn modulo(ctx: &Context<'_>) -> rusqlite::Result<Value> {
     else {
         return Ok(Value::Null);
     };
-    let float = |n: NumericText| match n {
-        NumericText::Integer(i) => i as f64,
-        NumericText::Float(f) => f,
-        NumericText::NaN => f64::NAN,
-    };
+    let float = float_of;
     match (dividend, divisor) {
         (_, b) if float(b) == 0.0 => {
             Err(DataError::new(K::DivisionByZero, "division by zero").into())
@@ -482,6 +500,46 @@ fn modulo(ctx: &Context<'_>) -> rusqlite::Result<Value> {
         }
         (a, b) => Ok(Value::Real(float(a) % float(b))),
     }
+}
+
+fn float_of(n: NumericText) -> f64 {
+    match n {
+        NumericText::Integer(i) => i as f64,
+        NumericText::Float(f) => f,
+        NumericText::NaN => f64::NAN,
+    }
+}
+
+fn float_result(
+    ctx: &Context<'_>,
+    ty: PgType,
+    operator: char,
+    operation: fn(f64, f64) -> f64,
+) -> rusqlite::Result<Value> {
+    let (Some(a), Some(b)) = (operand(ctx.get_raw(0))?, operand(ctx.get_raw(1))?) else {
+        return Ok(Value::Null);
+    };
+    let (a, b) = (float_of(a), float_of(b));
+    let result = operation(a, b);
+    let too_wide = ty == PgType::Float4 && result.is_finite() && result.abs() > f64::from(f32::MAX);
+    if (result.is_infinite() && a.is_finite() && b.is_finite()) || too_wide {
+        return Err(DataError::new(K::NumericOutOfRange, "value out of range: overflow").into());
+    }
+    // PostgreSQL's float8_mul and float8_div: a zero from nonzero operands underflowed.
+    let underflow = result == 0.0
+        && a != 0.0
+        && match operator {
+            '*' => b != 0.0,
+            '/' => b.is_finite(),
+            _ => false,
+        };
+    if underflow {
+        return Err(DataError::new(K::NumericOutOfRange, "value out of range: underflow").into());
+    }
+    if result.is_nan() {
+        return Err(not_a_number().into());
+    }
+    Ok(Value::Real(result))
 }
 
 /// The result of integer arithmetic: an integer in the type's range. SQLite turns a 64-bit
@@ -644,6 +702,15 @@ pub(crate) fn register(conn: &Connection) -> rusqlite::Result<()> {
         if let Some(name) = cast_function(ty) {
             for arity in [1, 2] {
                 conn.create_scalar_function(name, arity, flags, move |ctx| cast_integer(ctx, ty))?;
+            }
+        }
+    }
+    for ty in [PgType::Float4, PgType::Float8] {
+        for (operator, _, operation) in FLOAT_OPERATIONS {
+            if let Some(name) = float_arithmetic(ty, operator) {
+                conn.create_scalar_function(name.as_str(), 2, flags, move |ctx| {
+                    float_result(ctx, ty, operator, operation)
+                })?;
             }
         }
     }
