@@ -76,6 +76,7 @@ const SETUP: &[&str] = &[
     "CREATE TABLE ambig1 (a int)",
     "CREATE TABLE ambig2 (a int)",
     "CREATE INDEX names_name ON names (name)",
+    "CREATE TABLE typed (i int, f bool, u uuid, d date, j json, n numeric(5,2))",
 ];
 
 /// Differences that belong to work not done yet; they run with `SHARDGATE_KNOWN_GAPS=1`.
@@ -198,6 +199,19 @@ fn cases() -> Vec<String> {
             "INSERT INTO nums VALUES (0, -2147483649, 0)",
             "INSERT INTO nums VALUES (0, 0, 9223372036854775808)",
             "UPDATE nums SET b = b + 1 WHERE b = 2147483647",
+            "INSERT INTO nums (b) VALUES ('abc')",
+            "INSERT INTO nums (a) VALUES ('99999')",
+            "INSERT INTO nums VALUES ('1.5', 0, 0)",
+            "UPDATE nums SET c = 'x' WHERE a = 1",
+            "INSERT INTO typed (f) VALUES ('maybe')",
+            "INSERT INTO typed (u) VALUES ('not-a-uuid')",
+            "INSERT INTO typed (d) VALUES ('2024-02-30')",
+            "INSERT INTO typed (j) VALUES ('{bad')",
+            "INSERT INTO typed (n) VALUES ('abc')",
+            "INSERT INTO typed VALUES (' 7 ', 'yes', 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', '2024-1-5', '[1]', '2.50')",
+            "SELECT i, f, u, d, j, n FROM typed",
+            "UPDATE typed SET f = 'off', d = '2024-12-31' WHERE i = 7",
+            "SELECT f, d FROM typed",
             "UPDATE nums SET a = a * 2 WHERE a = 32767",
             "UPDATE nums SET c = c + 1 WHERE c = 9223372036854775807",
         ]

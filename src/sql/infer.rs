@@ -137,6 +137,10 @@ impl<'a> Scope<'a> {
         scope
     }
 
+    pub(crate) fn schema(&self) -> &'a Schema {
+        self.schema
+    }
+
     fn function_column(&self, qualifier: Option<&str>, column: &str) -> Option<TypeWithMod> {
         let column = column.to_ascii_lowercase();
         let qualifier = qualifier.map(str::to_ascii_lowercase);

@@ -13,10 +13,10 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    AlterTableOperation, BinaryOperator, CastKind, ColumnOption, DataType, Distinct, Expr,
-    Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, LimitClause, ObjectName,
-    ObjectNamePart, ObjectType, Query, SetExpr, Statement, TableConstraint, TableFactor,
-    UnaryOperator, Value, VisitMut, VisitorMut,
+    AlterTableOperation, AssignmentTarget, BinaryOperator, CastKind, ColumnOption, DataType,
+    Distinct, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, LimitClause,
+    ObjectName, ObjectNamePart, ObjectType, Query, SetExpr, Statement, TableConstraint,
+    TableFactor, TableObject, UnaryOperator, Value, VisitMut, VisitorMut,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -25,7 +25,7 @@ use super::error::SqlError;
 use super::infer::Scope;
 use super::types::{PgType, TypeWithMod, declared_type};
 use crate::storage::checked;
-use crate::storage::schema::CatalogChange;
+use crate::storage::schema::{CatalogChange, Schema};
 
 /// What a PostgreSQL statement becomes on SQLite.
 #[derive(Debug, Clone, Default)]
@@ -43,6 +43,7 @@ pub(crate) fn rewrite(
     catalog_query: bool,
     types: &Scope<'_>,
 ) -> Result<Rewritten, SqlError> {
+    cast_assigned_literals(&mut stmt, types.schema());
     let mut visitor = ExprRewriter {
         error: None,
         rename_series_column: !catalog_query,
@@ -187,6 +188,66 @@ pub(crate) fn rewrite(
             statements: vec![other.to_string()],
             ..Default::default()
         }),
+    }
+}
+
+/// PostgreSQL reads a string literal assigned to a column with the input function of the
+/// column's type (`'abc'` into an integer is `22P02`, `'yes'` into a boolean is true); SQLite
+/// stores the text. Such a literal becomes a cast to the column's type, which the expression
+/// visitor then checks like any other cast.
+fn cast_assigned_literals(stmt: &mut Statement, schema: &Schema) {
+    let cast = |literal: &mut Expr, ty: Option<TypeWithMod>| {
+        if let (Expr::Value(v), Some(ty)) = (&*literal, ty)
+            && matches!(v.value, Value::SingleQuotedString(_))
+            && checked::cast_function(ty.pg).is_some()
+        {
+            *literal = Expr::Cast {
+                kind: CastKind::DoubleColon,
+                expr: Box::new(take(literal)),
+                data_type: custom_type(ty.pg.wire_type().name()),
+                format: None,
+            };
+        }
+    };
+    match stmt {
+        Statement::Insert(insert) => {
+            let TableObject::TableName(name) = &insert.table else {
+                return;
+            };
+            let table = name_text(name);
+            let columns: Vec<String> = if insert.columns.is_empty() {
+                schema
+                    .table(&table)
+                    .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
+                    .unwrap_or_default()
+            } else {
+                insert.columns.iter().map(name_text).collect()
+            };
+            if let Some(source) = &mut insert.source
+                && let SetExpr::Values(values) = source.body.as_mut()
+            {
+                for row in &mut values.rows {
+                    for (expr, column) in row.iter_mut().zip(&columns) {
+                        cast(expr, schema.column_type(&table, column));
+                    }
+                }
+            }
+        }
+        Statement::Update(update) => {
+            let TableFactor::Table { name, .. } = &update.table.relation else {
+                return;
+            };
+            let table = name_text(name);
+            for assignment in &mut update.assignments {
+                if let AssignmentTarget::ColumnName(column) = &assignment.target {
+                    cast(
+                        &mut assignment.value,
+                        schema.column_type(&table, &name_text(column)),
+                    );
+                }
+            }
+        }
+        _ => {}
     }
 }
 
