@@ -34,8 +34,11 @@ pub(crate) fn arithmetic_check(ty: PgType) -> Option<&'static str> {
     }
 }
 
+/// One float operation: its operator, the suffix of its function's name, what it computes.
+type FloatOperation = (char, &'static str, fn(f64, f64) -> f64);
+
 /// The operations of float arithmetic, by their operator.
-const FLOAT_OPERATIONS: [(char, &str, fn(f64, f64) -> f64); 4] = [
+const FLOAT_OPERATIONS: [FloatOperation; 4] = [
     ('+', "add", |a, b| a + b),
     ('-', "sub", |a, b| a - b),
     ('*', "mul", |a, b| a * b),
