@@ -520,20 +520,6 @@ impl ExprRewriter<'_, '_> {
         }
     }
 
-    /// A string literal compared with a column becomes a value of the column's type, as
-    /// PostgreSQL resolves the unknown literal (`flag = 'yes'` is true for a true flag,
-    /// `id = 'abc'` is `22P02`), through the same checked cast as an explicit one.
-    fn type_literal_by(&self, literal: &mut Expr, column: &Expr) {
-        let is_column = matches!(column, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
-        let is_string =
-            matches!(literal, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)));
-        if let (true, true, Some(ty)) = (is_column, is_string, self.types.expr_type(column))
-            && checked::cast_function(ty.pg).is_some()
-        {
-            *literal = Self::cast(take(literal), TypeWithMod::plain(ty.pg), Check::None);
-        }
-    }
-
     /// `CAST(inner AS target)` in SQLite, through the checking function where SQLite's own
     /// cast would not raise PostgreSQL's errors.
     fn cast(inner: Expr, target: TypeWithMod, check: Check) -> Expr {
@@ -689,38 +675,6 @@ impl VisitorMut for ExprRewriter<'_, '_> {
                     }
                 }
                 *expr = Self::cast(take(inner), target, check);
-            }
-            Expr::BinaryOp {
-                left,
-                op:
-                    BinaryOperator::Eq
-                    | BinaryOperator::NotEq
-                    | BinaryOperator::Lt
-                    | BinaryOperator::LtEq
-                    | BinaryOperator::Gt
-                    | BinaryOperator::GtEq,
-                right,
-            } => {
-                self.type_literal_by(left, right);
-                self.type_literal_by(right, left);
-            }
-            Expr::In {
-                expr: column,
-                target: sqlparser::ast::InTarget::List(list),
-                ..
-            } => {
-                for item in list {
-                    self.type_literal_by(item, column);
-                }
-            }
-            Expr::Between {
-                expr: column,
-                low,
-                high,
-                ..
-            } => {
-                self.type_literal_by(low, column);
-                self.type_literal_by(high, column);
             }
             Expr::BinaryOp {
                 op: BinaryOperator::Divide,
