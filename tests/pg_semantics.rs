@@ -294,6 +294,7 @@ fn cases() -> Vec<String> {
             "SELECT upper('straße'), lower('ÀÉÎ'), upper('ǆ'), lower('ΣΑΣ')",
             r"SELECT 'a%' LIKE E'a\\%', 'ab' LIKE E'a\\%'",
             r"SELECT '100%' LIKE '100\%', '1000' LIKE '100\%'",
+            r"SELECT '100%' LIKE '100\\%', length('a\\b'), 'a\\b', length(E'a\\b')",
         ]
         .map(String::from),
     );
