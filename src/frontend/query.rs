@@ -243,6 +243,16 @@ impl Shared {
                         ))
                         .into());
                     }
+                } else if lowered == "standard_conforming_strings"
+                    && value.as_deref().and_then(crate::sql::rewrite::parse_bool) == Some(false)
+                {
+                    // The parser reads every '...' literal with backslashes as plain
+                    // characters; with the setting off PostgreSQL would read them as escapes
+                    // (and a LIKE pattern's `\%` would lose its escape).
+                    return Err(crate::sql::error::SqlError::Unsupported(
+                        "standard_conforming_strings = off is not supported: shardgate reads string literals as PostgreSQL does with it on (use E'...' for escapes)".into(),
+                    )
+                    .into());
                 } else if lowered.starts_with("shardgate.") {
                     return Err(crate::sql::error::SqlError::UnknownSetting(name.clone()).into());
                 }

@@ -16,7 +16,7 @@ use sqlparser::parser::Parser;
 
 use super::copy::{CopyCommand, parse_copy};
 use super::error::SqlError;
-use super::infer::{ProjectedItem, parameter_types, projection};
+use super::infer::{ProjectedItem, Scope, parameter_types, projection};
 use super::rewrite::{Rewritten, name_text, rewrite};
 use super::types::TypeWithMod;
 use crate::storage::schema::Schema;
@@ -638,7 +638,8 @@ fn plan_statement(stmt: Statement, schema: &Schema) -> Plan {
     }
     let creates_virtual_table = matches!(stmt, Statement::CreateVirtualTable { .. });
     let parsed = Arc::new(stmt.clone());
-    match rewrite(stmt, catalog) {
+    let types = Scope::with_params(&stmt, schema, &params);
+    match rewrite(stmt, catalog, &types) {
         Ok(rewritten) => Plan {
             action: Action::Execute,
             is_write,

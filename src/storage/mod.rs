@@ -11,6 +11,7 @@
 //! single-threaded runtime), so a long statement never holds up other sessions' tasks.
 
 mod backend;
+pub(crate) mod checked;
 mod connection;
 mod error;
 mod exec;
