@@ -31,13 +31,37 @@ pub struct CopyIn {
     pub shared: Arc<Shared>,
 }
 
-fn take_lines(copy: &mut CopyInState) -> Result<(), Error> {
-    while let Some(end) = copy.pending.iter().position(|b| *b == b'\n') {
-        let line: Vec<u8> = copy.pending.drain(..=end).collect();
-        let line = std::str::from_utf8(&line[..line.len() - 1])
+/// A COPY line may be at most this long: a client that never ends its line is refused
+/// instead of being buffered without end.
+const MAX_LINE_BYTES: usize = 64 << 20;
+
+/// Adds the rows of every line `data` completes; the unfinished line waits in `pending`. Each
+/// byte is looked at once, however the client cuts its data into messages.
+fn take_lines(copy: &mut CopyInState, data: &[u8]) -> Result<(), Error> {
+    let mut rest = data;
+    while let Some(end) = rest.iter().position(|b| *b == b'\n') {
+        let (head, tail) = rest.split_at(end);
+        rest = tail.get(1..).unwrap_or_default();
+        let joined;
+        let line = if copy.pending.is_empty() {
+            head
+        } else {
+            copy.pending.extend_from_slice(head);
+            joined = std::mem::take(&mut copy.pending);
+            &joined[..]
+        };
+        let line = std::str::from_utf8(line)
             .map_err(|_| SqlError::InvalidCopy("invalid UTF-8 in COPY data".into()))?;
         add_line(copy, line.trim_end_matches('\r'))?;
     }
+    if copy.pending.len() + rest.len() > MAX_LINE_BYTES {
+        return Err(SqlError::InvalidCopy(format!(
+            "COPY line {} is longer than {MAX_LINE_BYTES} bytes",
+            copy.count + copy.rows.len() as u64 + 1
+        ))
+        .into());
+    }
+    copy.pending.extend_from_slice(rest);
     Ok(())
 }
 
@@ -147,8 +171,7 @@ impl CopyHandler for CopyIn {
         if copy.error.is_some() {
             return Ok(());
         }
-        copy.pending.extend_from_slice(&data.data);
-        let mut result = take_lines(copy);
+        let mut result = take_lines(copy, &data.data);
         if result.is_ok() && copy.rows.len() >= BATCH_ROWS {
             result = flush(&self.shared, &session, copy).await;
         }
