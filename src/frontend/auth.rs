@@ -199,6 +199,32 @@ impl StartupHandler for Startup {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        match self.authenticate(client, message).await {
+            // pgwire's SCRAM names the user of the client's first SCRAM message, which libpq
+            // and most drivers leave empty; the one who tried is the startup message's user.
+            Err(PgWireError::InvalidPassword(_)) => {
+                let user = client.metadata().get("user").cloned().unwrap_or_default();
+                Err(Self::fatal(
+                    "28P01",
+                    format!("password authentication failed for user \"{user}\""),
+                ))
+            }
+            other => other,
+        }
+    }
+}
+
+impl Startup {
+    async fn authenticate<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
         let outcome = match message {
             PgWireFrontendMessage::Startup(ref startup) => {
                 pgwire::api::auth::protocol_negotiation(client, startup).await?;
@@ -208,7 +234,10 @@ impl StartupHandler for Startup {
                     AuthMethod::Trust => {
                         let user = client.metadata().get("user").cloned().unwrap_or_default();
                         if !self.shared.users.exists(&user) {
-                            return Err(PgWireError::InvalidPassword(user));
+                            return Err(Self::fatal(
+                                "28000",
+                                format!("role \"{user}\" does not exist"),
+                            ));
                         }
                         AuthOutcome::Authenticated {
                             identity: None,

@@ -16,13 +16,15 @@ use bytes::{Buf, BytesMut};
 use futures::{FutureExt, SinkExt, StreamExt};
 use pgwire::api::ClientInfo;
 use pgwire::api::PgWireConnectionState;
-use pgwire::messages::PgWireFrontendMessage;
+use pgwire::error::ErrorInfo;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::tokio::server::{negotiate_tls, process_error, process_message};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, FramedParts};
 
 use super::Handlers;
+use super::query::session_of;
 
 /// How long a client may take from connecting to finishing authentication (PostgreSQL's
 /// `authentication_timeout` is a minute too).
@@ -94,12 +96,22 @@ pub async fn serve(tcp: TcpStream, handlers: Arc<Handlers>) -> io::Result<()> {
         )
         .await
         {
-            let is_fatal = error.is_fatal();
-            process_error(&mut socket, error, is_extended_query).await?;
-            if is_fatal {
-                write_out(&mut socket).await?;
+            // Every error the extended protocol or COPY raises, in a handler or in pgwire,
+            // fails the open transaction (the simple protocol's errors are answered inside
+            // its handler, which fails it there).
+            if let Ok(session) = session_of(&socket) {
+                session.state.lock().await.txn.fail();
+            }
+            // After a FATAL error PostgreSQL closes the connection without a ReadyForQuery
+            // (pgwire's process_error would send one).
+            if error.is_fatal() {
+                let info: ErrorInfo = error.into();
+                socket
+                    .feed(PgWireBackendMessage::ErrorResponse(info.into()))
+                    .await?;
                 break;
             }
+            process_error(&mut socket, error, is_extended_query).await?;
         }
         if is_cancel_request {
             break;
