@@ -23,7 +23,7 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use super::Shared;
 use super::session::{RegistryGuard, Session, SessionState, Settings, TxnState};
-use crate::config::{AuthMethod, StoredPassword};
+use crate::config::{AuthMethod, StoredPassword, TlsMode};
 
 /// Looks passwords up in the configuration.
 #[derive(Debug)]
@@ -120,8 +120,21 @@ impl Startup {
         )))
     }
 
-    /// Checks what can be checked before the password: database name, capacity.
+    /// Checks what can be checked before the password: TLS, database name, capacity.
     fn admit<C: ClientInfo>(&self, client: &C) -> PgWireResult<()> {
+        if !client.is_secure()
+            && self
+                .shared
+                .config
+                .tls
+                .as_ref()
+                .is_some_and(|tls| tls.mode == TlsMode::Require)
+        {
+            return Err(Self::fatal(
+                "28000",
+                "this server requires TLS: connect with sslmode=require (or verify-full)".into(),
+            ));
+        }
         let metadata = client.metadata();
         let user = metadata.get("user").cloned().unwrap_or_default();
         let database = metadata

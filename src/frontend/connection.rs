@@ -1,4 +1,4 @@
-//! One client connection: refusing TLS, the message loop, and when replies reach the socket.
+//! One client connection: TLS negotiation, the message loop, and when replies reach the socket.
 //!
 //! pgwire's handlers flush after every message they send, so a prepared point select was
 //! answered with four `sendto` calls (BindComplete, DataRow + CommandComplete, ReadyForQuery)
@@ -36,9 +36,9 @@ pub async fn serve(tcp: TcpStream, handlers: Arc<Handlers>) -> io::Result<()> {
     tokio::pin!(startup_deadline);
     let negotiated = tokio::select! {
         _ = &mut startup_deadline => return Ok(()),
-        negotiated = negotiate_tls(tcp, None) => negotiated?,
+        negotiated = negotiate_tls(tcp, handlers.tls.clone()) => negotiated?,
     };
-    // `None`: the client opened with a TLS handshake, which this server does not offer.
+    // `None`: the client opened with a TLS handshake, and this server has no TLS configured.
     let Some(plain) = negotiated else {
         return Ok(());
     };
