@@ -451,3 +451,63 @@ async fn any_error_fails_the_transaction_in_the_extended_protocol() {
     }
     server.stop().await;
 }
+
+/// Two range shards: keys 1-100 and 101-200.
+fn two_range_shards() -> String {
+    common::config_text(
+        "scram-sha-256",
+        "app",
+        "[sharding]\nstrategy = \"range\"\ntables = [{ name = \"users\", key = \"id\" }]\n\
+         [[shards]]\nname = \"low\"\nprimary = \"low/primary.db\"\nmin_key = 1\nmax_key = 100\n\
+         [[shards]]\nname = \"high\"\nprimary = \"high/primary.db\"\nmin_key = 101\nmax_key = 200\n",
+    )
+}
+
+#[tokio::test]
+async fn a_routing_error_fails_the_transaction_in_both_protocols() {
+    let server = common::start_config(&two_range_shards()).await;
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE users (id INT PRIMARY KEY, v INT)")
+        .await
+        .unwrap();
+    // A write on a second shard inside a transaction, and a key outside every range.
+    for (bad_key, code) in [(150, "0A000"), (500, "0A000")] {
+        // The simple protocol.
+        client.batch_execute("BEGIN").await.unwrap();
+        client
+            .batch_execute("INSERT INTO users VALUES (1, 1)")
+            .await
+            .unwrap();
+        let err = client
+            .batch_execute(&format!("INSERT INTO users VALUES ({bad_key}, 1)"))
+            .await
+            .unwrap_err();
+        assert_eq!(self::code(&err), code, "key {bad_key}: {err}");
+        let next = client
+            .batch_execute("INSERT INTO users VALUES (2, 1)")
+            .await
+            .unwrap_err();
+        assert_eq!(self::code(&next), "25P02", "simple, after key {bad_key}");
+        client.batch_execute("COMMIT").await.unwrap();
+        // The extended protocol.
+        client.batch_execute("BEGIN").await.unwrap();
+        let insert = "INSERT INTO users VALUES ($1, 1)";
+        client.execute(insert, &[&1i32]).await.unwrap();
+        let err = client.execute(insert, &[&bad_key]).await.unwrap_err();
+        assert_eq!(self::code(&err), code, "key {bad_key}: {err}");
+        let next = client.execute(insert, &[&2i32]).await.unwrap_err();
+        assert_eq!(self::code(&next), "25P02", "extended, after key {bad_key}");
+        client.batch_execute("COMMIT").await.unwrap();
+        let row = client
+            .query_one("SELECT count(*) FROM users", &[])
+            .await
+            .unwrap();
+        assert_eq!(
+            row.get::<_, i64>(0),
+            0,
+            "rows committed around key {bad_key}"
+        );
+    }
+    server.stop().await;
+}
