@@ -269,3 +269,90 @@ impl CopyHandler for CopyIn {
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::sql::copy::{CopyFormat, CopyOptions};
+    use crate::sql::types::PgType;
+
+    fn receiving(columns: usize) -> CopyInState {
+        CopyInState {
+            insert_sql: Arc::from(""),
+            types: vec![PgType::Text; columns],
+            options: CopyOptions {
+                format: CopyFormat::Text,
+                delimiter: '\t',
+                null: "\\N".into(),
+                header: false,
+                quote: '"',
+            },
+            pending: Vec::new(),
+            rows: Vec::new(),
+            count: 0,
+            header_pending: false,
+            error: None,
+            txn: None,
+            own_transaction: false,
+            target: CopyTarget::Shard(0),
+        }
+    }
+
+    proptest! {
+        /// However the client cuts its data into CopyData messages (inside a line, inside a
+        /// UTF-8 character), the same rows arrive.
+        #[test]
+        fn rows_do_not_depend_on_where_messages_are_cut(
+            lines in prop::collection::vec("[^\t\n\r\\\\]{0,12}", 0..20),
+            cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..8),
+        ) {
+            let data: Vec<u8> = lines.iter().flat_map(|l| format!("{l}\n").into_bytes()).collect();
+            let mut positions: Vec<usize> = cuts.iter().map(|c| c.index(data.len() + 1)).collect();
+            positions.sort_unstable();
+            let mut copy = receiving(1);
+            let mut start = 0;
+            for end in positions.into_iter().chain([data.len()]) {
+                take_lines(&mut copy, &data[start..end]).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                start = end;
+            }
+            prop_assert!(copy.pending.is_empty());
+            let expected: Vec<Vec<Value>> = lines
+                .iter()
+                .filter(|l| l.as_str() != "\\.")
+                .map(|l| vec![if l == "\\N" { Value::Null } else { Value::Text(l.clone()) }])
+                .collect();
+            prop_assert_eq!(copy.rows, expected);
+        }
+
+        #[test]
+        fn random_copy_bytes_give_rows_or_an_error(
+            chunks in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..64), 0..8),
+            columns in 1usize..4,
+        ) {
+            let mut copy = receiving(columns);
+            for chunk in &chunks {
+                if take_lines(&mut copy, chunk).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_line_that_never_ends_is_refused() {
+        let mut copy = receiving(1);
+        let chunk = vec![b'x'; 1 << 20];
+        let mut refused = false;
+        for _ in 0..=(MAX_LINE_BYTES >> 20) {
+            if let Err(e) = take_lines(&mut copy, &chunk) {
+                assert_eq!(e.sqlstate(), "22P04");
+                refused = true;
+                break;
+            }
+        }
+        assert!(refused);
+        assert!(copy.pending.len() <= MAX_LINE_BYTES);
+    }
+}
