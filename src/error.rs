@@ -20,6 +20,10 @@ pub enum SessionError {
     ShuttingDown,
     #[error("savepoint \"{0}\" does not exist")]
     NoSavepoint(String),
+    #[error("terminating connection due to idle-in-transaction timeout")]
+    IdleInTransactionTimeout,
+    #[error("SET TRANSACTION ISOLATION LEVEL must be called before any query")]
+    IsolationAfterQuery,
 }
 
 /// Any error a statement can end with.
@@ -44,6 +48,7 @@ impl Error {
                 SqlError::DatetimeOutOfRange(_) => "22008",
                 SqlError::OutOfRange(_) => "22003",
                 SqlError::UnknownSetting(_) => "42704",
+                SqlError::InvalidSettingValue(_) => "22023",
                 SqlError::InvalidCopy(_) => "22P04",
             },
             Error::Storage(e) => match e.kind {
@@ -62,6 +67,8 @@ impl Error {
                 StorageErrorKind::ReadOnly => "25006",
                 StorageErrorKind::Busy => "55P03",
                 StorageErrorKind::Interrupted => "57014",
+                StorageErrorKind::LockTimeout => "55P03",
+                StorageErrorKind::ShuttingDown => "57P01",
                 StorageErrorKind::DatatypeMismatch => "42804",
                 StorageErrorKind::TooManyConnections => "53300",
                 StorageErrorKind::Io => "58030",
@@ -75,6 +82,8 @@ impl Error {
                 SessionError::Protocol(_) => "08P01",
                 SessionError::ShuttingDown => "57P01",
                 SessionError::NoSavepoint(_) => "3B001",
+                SessionError::IdleInTransactionTimeout => "25P03",
+                SessionError::IsolationAfterQuery => "25001",
             },
         }
     }
@@ -82,7 +91,10 @@ impl Error {
     /// FATAL for errors after which the server closes the connection, as PostgreSQL does.
     pub fn severity(&self) -> &'static str {
         match self {
-            Error::Session(SessionError::ShuttingDown) => "FATAL",
+            Error::Session(SessionError::ShuttingDown | SessionError::IdleInTransactionTimeout) => {
+                "FATAL"
+            }
+            Error::Storage(e) if e.kind == StorageErrorKind::ShuttingDown => "FATAL",
             _ => "ERROR",
         }
     }

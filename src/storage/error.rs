@@ -24,6 +24,10 @@ pub enum StorageErrorKind {
     ReadOnly,
     Busy,
     Interrupted,
+    /// A wait for a connection another session holds outlasted `lock_timeout`.
+    LockTimeout,
+    /// The server is shutting down.
+    ShuttingDown,
     DatatypeMismatch,
     TooManyConnections,
     /// The file could not be read or written (I/O error, cannot open).
