@@ -44,6 +44,8 @@ impl Error {
                 SqlError::Unsupported(_) => "0A000",
                 SqlError::Syntax(_) => "42601",
                 SqlError::InvalidParameter(_) => "22P02",
+                SqlError::InvalidBinary(_) => "22P03",
+                SqlError::DatetimeOutOfRange(_) => "22008",
                 SqlError::OutOfRange(_) => "22003",
                 SqlError::UnknownSetting(_) => "42704",
                 SqlError::InvalidSettingValue(_) => "22023",

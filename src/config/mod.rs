@@ -5,6 +5,7 @@
 //! so an operator fixes a config in one pass.
 
 mod duration;
+mod tls;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use duration::parse_duration;
+pub use tls::{TlsConfig, TlsMode};
 
 /// The configuration shipped with shardgate, used by `serve` when no file is given and the
 /// default path does not exist (so a fresh checkout starts with `cargo run -- serve`).
@@ -140,6 +142,7 @@ struct RawServer {
     shutdown_timeout: String,
     #[serde(default)]
     admin_users: Vec<String>,
+    tls: Option<tls::RawTls>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -352,6 +355,8 @@ pub struct Config {
     pub max_connections: usize,
     pub shutdown_timeout: std::time::Duration,
     pub admin_users: Vec<String>,
+    /// `[server.tls]`; without it SSLRequest is answered `N`.
+    pub tls: Option<TlsConfig>,
     pub storage: StorageConfig,
     pub replication: ReplicationConfig,
     pub users: Vec<User>,
@@ -402,6 +407,14 @@ impl Config {
         out.push_str(&format!("data_dir          {}\n", self.data_dir.display()));
         out.push_str(&format!("auth              {}\n", self.auth));
         out.push_str(&format!("max_connections   {}\n", self.max_connections));
+        if let Some(tls) = &self.tls {
+            out.push_str(&format!(
+                "tls               mode={} cert={} key={}\n",
+                format!("{:?}", tls.mode).to_lowercase(),
+                tls.cert.display(),
+                tls.key.display()
+            ));
+        }
         out.push_str(&format!(
             "storage           synchronous={} busy_timeout={:?} lock_timeout={:?} idle_in_transaction_session_timeout={:?} read_connections={} page_cache_mib={} mmap_mib={}\n",
             self.storage.synchronous.pragma_value(),
@@ -592,6 +605,10 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigError
             .map(|cwd| cwd.join(&data_dir))
             .unwrap_or(data_dir)
     };
+    let tls = raw
+        .server
+        .tls
+        .and_then(|raw_tls| tls::load(raw_tls, &data_dir, &mut problem));
 
     let mut users = Vec::new();
     let mut seen_users = HashSet::new();
@@ -816,6 +833,7 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigError
         max_connections: raw.server.max_connections,
         shutdown_timeout,
         admin_users: raw.server.admin_users,
+        tls,
         storage: StorageConfig {
             synchronous: raw.storage.synchronous.unwrap_or(SyncMode::Normal),
             busy_timeout,

@@ -24,7 +24,7 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use super::Shared;
 use super::connection::PeerSocket;
 use super::session::{RegistryGuard, Session, SessionState, Settings, TxnState};
-use crate::config::{AuthMethod, StoredPassword};
+use crate::config::{AuthMethod, StoredPassword, TlsMode};
 use crate::storage::Canceller;
 
 /// Looks passwords up in the configuration.
@@ -122,8 +122,21 @@ impl Startup {
         )))
     }
 
-    /// Checks what can be checked before the password: database name, capacity.
+    /// Checks what can be checked before the password: TLS, database name, capacity.
     fn admit<C: ClientInfo>(&self, client: &C) -> PgWireResult<()> {
+        if !client.is_secure()
+            && self
+                .shared
+                .config
+                .tls
+                .as_ref()
+                .is_some_and(|tls| tls.mode == TlsMode::Require)
+        {
+            return Err(Self::fatal(
+                "28000",
+                "this server requires TLS: connect with sslmode=require (or verify-full)".into(),
+            ));
+        }
         let metadata = client.metadata();
         let user = metadata.get("user").cloned().unwrap_or_default();
         let database = metadata
@@ -208,6 +221,32 @@ impl StartupHandler for Startup {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        match self.authenticate(client, message).await {
+            // pgwire's SCRAM names the user of the client's first SCRAM message, which libpq
+            // and most drivers leave empty; the one who tried is the startup message's user.
+            Err(PgWireError::InvalidPassword(_)) => {
+                let user = client.metadata().get("user").cloned().unwrap_or_default();
+                Err(Self::fatal(
+                    "28P01",
+                    format!("password authentication failed for user \"{user}\""),
+                ))
+            }
+            other => other,
+        }
+    }
+}
+
+impl Startup {
+    async fn authenticate<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
         let outcome = match message {
             PgWireFrontendMessage::Startup(ref startup) => {
                 pgwire::api::auth::protocol_negotiation(client, startup).await?;
@@ -217,7 +256,10 @@ impl StartupHandler for Startup {
                     AuthMethod::Trust => {
                         let user = client.metadata().get("user").cloned().unwrap_or_default();
                         if !self.shared.users.exists(&user) {
-                            return Err(PgWireError::InvalidPassword(user));
+                            return Err(Self::fatal(
+                                "28000",
+                                format!("role \"{user}\" does not exist"),
+                            ));
                         }
                         AuthOutcome::Authenticated {
                             identity: None,

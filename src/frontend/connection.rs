@@ -1,4 +1,4 @@
-//! One client connection: refusing TLS, the message loop, and when replies reach the socket.
+//! One client connection: TLS negotiation, the message loop, and when replies reach the socket.
 //!
 //! pgwire's handlers flush after every message they send, so a prepared point select was
 //! answered with four `sendto` calls (BindComplete, DataRow + CommandComplete, ReadyForQuery)
@@ -17,6 +17,7 @@ use bytes::{Buf, BytesMut};
 use futures::{FutureExt, SinkExt, StreamExt};
 use pgwire::api::ClientInfo;
 use pgwire::api::PgWireConnectionState;
+use pgwire::error::ErrorInfo;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::tokio::server::{negotiate_tls, process_error, process_message};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
@@ -24,6 +25,7 @@ use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, FramedParts};
 
 use super::Handlers;
+use super::query::session_of;
 use crate::error::{Error, SessionError};
 use crate::storage::HangUp;
 
@@ -38,9 +40,9 @@ pub async fn serve(tcp: TcpStream, handlers: Arc<Handlers>) -> io::Result<()> {
     tokio::pin!(startup_deadline);
     let negotiated = tokio::select! {
         _ = &mut startup_deadline => return Ok(()),
-        negotiated = negotiate_tls(tcp, None) => negotiated?,
+        negotiated = negotiate_tls(tcp, handlers.tls.clone()) => negotiated?,
     };
-    // `None`: the client opened with a TLS handshake, which this server does not offer.
+    // `None`: the client opened with a TLS handshake, and this server has no TLS configured.
     let Some(plain) = negotiated else {
         return Ok(());
     };
@@ -115,12 +117,22 @@ pub async fn serve(tcp: TcpStream, handlers: Arc<Handlers>) -> io::Result<()> {
         )
         .await
         {
-            let is_fatal = error.is_fatal();
-            process_error(&mut socket, error, is_extended_query).await?;
-            if is_fatal {
-                write_out(&mut socket).await?;
+            // Every error the extended protocol or COPY raises, in a handler or in pgwire,
+            // fails the open transaction (the simple protocol's errors are answered inside
+            // its handler, which fails it there).
+            if let Ok(session) = session_of(&socket) {
+                session.state.lock().await.txn.fail();
+            }
+            // After a FATAL error PostgreSQL closes the connection without a ReadyForQuery
+            // (pgwire's process_error would send one).
+            if error.is_fatal() {
+                let info: ErrorInfo = error.into();
+                socket
+                    .feed(PgWireBackendMessage::ErrorResponse(info.into()))
+                    .await?;
                 break;
             }
+            process_error(&mut socket, error, is_extended_query).await?;
         }
         if is_cancel_request {
             break;

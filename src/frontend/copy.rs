@@ -31,13 +31,37 @@ pub struct CopyIn {
     pub shared: Arc<Shared>,
 }
 
-fn take_lines(copy: &mut CopyInState) -> Result<(), Error> {
-    while let Some(end) = copy.pending.iter().position(|b| *b == b'\n') {
-        let line: Vec<u8> = copy.pending.drain(..=end).collect();
-        let line = std::str::from_utf8(&line[..line.len() - 1])
+/// A COPY line may be at most this long: a client that never ends its line is refused
+/// instead of being buffered without end.
+const MAX_LINE_BYTES: usize = 64 << 20;
+
+/// Adds the rows of every line `data` completes; the unfinished line waits in `pending`. Each
+/// byte is looked at once, however the client cuts its data into messages.
+fn take_lines(copy: &mut CopyInState, data: &[u8]) -> Result<(), Error> {
+    let mut rest = data;
+    while let Some(end) = rest.iter().position(|b| *b == b'\n') {
+        let (head, tail) = rest.split_at(end);
+        rest = tail.get(1..).unwrap_or_default();
+        let joined;
+        let line = if copy.pending.is_empty() {
+            head
+        } else {
+            copy.pending.extend_from_slice(head);
+            joined = std::mem::take(&mut copy.pending);
+            &joined[..]
+        };
+        let line = std::str::from_utf8(line)
             .map_err(|_| SqlError::InvalidCopy("invalid UTF-8 in COPY data".into()))?;
         add_line(copy, line.trim_end_matches('\r'))?;
     }
+    if copy.pending.len() + rest.len() > MAX_LINE_BYTES {
+        return Err(SqlError::InvalidCopy(format!(
+            "COPY line {} is longer than {MAX_LINE_BYTES} bytes",
+            copy.count + copy.rows.len() as u64 + 1
+        ))
+        .into());
+    }
+    copy.pending.extend_from_slice(rest);
     Ok(())
 }
 
@@ -160,8 +184,7 @@ impl CopyHandler for CopyIn {
         if copy.error.is_some() {
             return Ok(());
         }
-        copy.pending.extend_from_slice(&data.data);
-        let mut result = take_lines(copy);
+        let mut result = take_lines(copy, &data.data);
         if result.is_ok() && copy.rows.len() >= BATCH_ROWS {
             result = flush(&self.shared, &session, copy).await;
         }
@@ -257,5 +280,92 @@ impl CopyHandler for CopyIn {
             "57014".into(),
             format!("COPY from stdin failed: {}", fail.message),
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::sql::copy::{CopyFormat, CopyOptions};
+    use crate::sql::types::PgType;
+
+    fn receiving(columns: usize) -> CopyInState {
+        CopyInState {
+            insert_sql: Arc::from(""),
+            types: vec![PgType::Text; columns],
+            options: CopyOptions {
+                format: CopyFormat::Text,
+                delimiter: '\t',
+                null: "\\N".into(),
+                header: false,
+                quote: '"',
+            },
+            pending: Vec::new(),
+            rows: Vec::new(),
+            count: 0,
+            header_pending: false,
+            error: None,
+            txn: None,
+            own_transaction: false,
+            target: CopyTarget::Shard(0),
+        }
+    }
+
+    proptest! {
+        /// However the client cuts its data into CopyData messages (inside a line, inside a
+        /// UTF-8 character), the same rows arrive.
+        #[test]
+        fn rows_do_not_depend_on_where_messages_are_cut(
+            lines in prop::collection::vec("[^\t\n\r\\\\]{0,12}", 0..20),
+            cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..8),
+        ) {
+            let data: Vec<u8> = lines.iter().flat_map(|l| format!("{l}\n").into_bytes()).collect();
+            let mut positions: Vec<usize> = cuts.iter().map(|c| c.index(data.len() + 1)).collect();
+            positions.sort_unstable();
+            let mut copy = receiving(1);
+            let mut start = 0;
+            for end in positions.into_iter().chain([data.len()]) {
+                take_lines(&mut copy, &data[start..end]).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                start = end;
+            }
+            prop_assert!(copy.pending.is_empty());
+            let expected: Vec<Vec<Value>> = lines
+                .iter()
+                .filter(|l| l.as_str() != "\\.")
+                .map(|l| vec![if l == "\\N" { Value::Null } else { Value::Text(l.clone()) }])
+                .collect();
+            prop_assert_eq!(copy.rows, expected);
+        }
+
+        #[test]
+        fn random_copy_bytes_give_rows_or_an_error(
+            chunks in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..64), 0..8),
+            columns in 1usize..4,
+        ) {
+            let mut copy = receiving(columns);
+            for chunk in &chunks {
+                if take_lines(&mut copy, chunk).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_line_that_never_ends_is_refused() {
+        let mut copy = receiving(1);
+        let chunk = vec![b'x'; 1 << 20];
+        let mut refused = false;
+        for _ in 0..=(MAX_LINE_BYTES >> 20) {
+            if let Err(e) = take_lines(&mut copy, &chunk) {
+                assert_eq!(e.sqlstate(), "22P04");
+                refused = true;
+                break;
+            }
+        }
+        assert!(refused);
+        assert!(copy.pending.len() <= MAX_LINE_BYTES);
     }
 }

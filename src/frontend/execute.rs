@@ -179,15 +179,7 @@ impl Shared {
         if plan.rewritten.changes_schema {
             self.plans.invalidate();
         }
-        let output = match result {
-            Ok(output) => output,
-            Err(e) => {
-                if let TxnState::Active(txn) = state.txn.take() {
-                    state.txn = TxnState::Failed(txn);
-                }
-                return Err(e);
-            }
-        };
+        let output = result?;
         let tag = command_tag(plan, &output);
         if output.columns.is_empty() {
             return Ok(Outcome::Command(tag));

@@ -114,6 +114,8 @@ impl CancelHandler for Cancel {
 
 /// The pgwire handlers every connection's message loop dispatches to.
 struct Handlers {
+    /// With `[server.tls]`: SSLRequest is accepted and the handshake made with this.
+    tls: Option<pgwire::tokio::TlsAcceptor>,
     startup: Arc<auth::Startup>,
     query: Arc<query::QueryHandler>,
     copy: Arc<copy::CopyIn>,
@@ -138,6 +140,11 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
     let handlers = Arc::new(Handlers {
+        tls: shared
+            .config
+            .tls
+            .as_ref()
+            .map(|tls| pgwire::tokio::TlsAcceptor::from(tls.server_config.clone())),
         startup: Arc::new(auth::Startup::new(shared.clone())),
         query: Arc::new(query::QueryHandler::new(shared.clone())),
         copy: Arc::new(copy::CopyIn {

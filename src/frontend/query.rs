@@ -8,17 +8,18 @@ use async_trait::async_trait;
 use bytes::BytesMut;
 use futures::{Sink, SinkExt, stream};
 use pgwire::api::portal::{Format, Portal};
-use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler, send_describe_response};
 use pgwire::api::results::{
     DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo, QueryResponse,
     Response, Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
-use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, Type};
+use pgwire::api::store::{Entry, PortalStore};
+use pgwire::api::{ClientInfo, ClientPortalStore, DEFAULT_NAME, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
-use pgwire::messages::data::DataRow;
+use pgwire::messages::data::{DataRow, ParameterDescription};
+use pgwire::messages::extendedquery::{Describe, TARGET_TYPE_BYTE_STATEMENT};
 use pgwire::messages::response::NoticeResponse;
 use pgwire::messages::startup::ParameterStatus;
 use rusqlite::types::Value;
@@ -640,6 +641,7 @@ impl SimpleQueryHandler for QueryHandler {
                     }
                 }
                 Err(e) => {
+                    state.txn.fail();
                     responses.push(Response::Error(Box::new(e.to_error_info())));
                     failed = true;
                     break;
@@ -682,16 +684,8 @@ impl QueryParser for StatementParser {
         };
         match self.prepare(sql, in_transaction).await {
             Ok(prepared) => Ok(Some(prepared)),
-            Err(e) => {
-                // A statement that fails at Parse fails its transaction, as in PostgreSQL.
-                if let Some(session) = session {
-                    let mut state = session.state.lock().await;
-                    if let TxnState::Active(txn) = state.txn.take() {
-                        state.txn = TxnState::Failed(txn);
-                    }
-                }
-                Err(e.to_pgwire())
-            }
+            // The connection's error path fails the transaction.
+            Err(e) => Err(e.to_pgwire()),
         }
     }
 
@@ -802,6 +796,34 @@ impl ExtendedQueryHandler for QueryHandler {
 
     fn query_parser(&self) -> Arc<StatementParser> {
         self.parser.clone()
+    }
+
+    /// pgwire answers Describe of a statement that has parameters but no result columns with
+    /// an empty RowDescription; PostgreSQL answers NoData, and pgjdbc's `executeBatch` reports
+    /// 0 rows per statement after anything else. Statements are answered here; portals (which
+    /// have no ParameterDescription) already get NoData from pgwire.
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Arc<Prepared>>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let statement = match client.portal_store().get_statement(name) {
+            Some(Entry::Value(statement)) if message.target_type == TARGET_TYPE_BYTE_STATEMENT => {
+                statement
+            }
+            _ => return self._on_describe(client, message).await,
+        };
+        let described = self.do_describe_statement(client, &statement).await?;
+        client
+            .send(PgWireBackendMessage::ParameterDescription(
+                ParameterDescription::new(described.parameters.iter().map(|t| t.oid()).collect()),
+            ))
+            .await?;
+        // Without fields this sends NoData, with them the RowDescription.
+        send_describe_response(client, &DescribePortalResponse::new(described.fields)).await
     }
 
     async fn do_describe_statement<C>(

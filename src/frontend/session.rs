@@ -299,6 +299,15 @@ impl TxnState {
     pub fn take(&mut self) -> TxnState {
         std::mem::replace(self, TxnState::Idle)
     }
+
+    /// Any error inside a transaction fails it, whatever raised it (a refusal, planning,
+    /// routing, decoding, SQLite): from then on only ROLLBACK gets through, as in PostgreSQL.
+    pub fn fail(&mut self) {
+        *self = match self.take() {
+            TxnState::Active(txn) => TxnState::Failed(txn),
+            other => other,
+        };
+    }
 }
 
 /// Rows of a `COPY ... FROM STDIN` being received.

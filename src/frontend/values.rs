@@ -3,7 +3,7 @@
 //! exactly: an int4 column is always four bytes.
 
 use bytes::{BufMut, BytesMut};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use rusqlite::types::Value;
 
 use crate::sql::error::SqlError;
@@ -393,51 +393,98 @@ fn numeric_binary(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn numeric_from_binary(bytes: &[u8]) -> Option<String> {
-    let read = |i: usize| -> Option<i16> {
-        Some(i16::from_be_bytes([*bytes.get(i)?, *bytes.get(i + 1)?]))
+/// `numeric_recv`'s limits: at most NUMERIC_MAX_PRECISION + NUMERIC_MAX_RESULT_SCALE digits
+/// of base 10000, a display scale within NUMERIC_DSCALE_MASK.
+const NUMERIC_MAX_DIGITS: u16 = 1000 + 2000;
+const NUMERIC_DSCALE_MASK: u16 = 0x3FFF;
+const NUMERIC_POS: u16 = 0x0000;
+const NUMERIC_NEG: u16 = 0x4000;
+const NUMERIC_NAN: u16 = 0xC000;
+const NUMERIC_PINF: u16 = 0xD000;
+const NUMERIC_NINF: u16 = 0xF000;
+
+/// The decimal text of a binary numeric, validated as PostgreSQL's `numeric_recv` does. Every
+/// count in the header is checked before it is used, so no input makes the output longer than
+/// the digits the header may describe (a few hundred kilobytes at most).
+fn numeric_from_binary(bytes: &[u8]) -> Result<String, SqlError> {
+    let invalid_field = |what: &str| {
+        SqlError::InvalidBinary(format!("invalid {what} in external \"numeric\" value"))
     };
-    let ndigits = read(0)? as usize;
-    let weight = read(2)? as i32;
-    let sign = read(4)? as u16;
-    let dscale = read(6)? as usize;
-    if sign == 0xC000 {
-        return Some("NaN".into());
+    if bytes.len() < 8 || !bytes.len().is_multiple_of(2) {
+        return Err(incorrect_binary(PgType::Numeric));
     }
-    let digits: Vec<i16> = (0..ndigits)
-        .map(|i| read(8 + i * 2))
-        .collect::<Option<_>>()?;
-    let mut int_part = String::new();
-    for w in 0..=weight.max(-1) {
-        let d = digits.get(w as usize).copied().unwrap_or(0);
-        if int_part.is_empty() {
-            if d != 0 {
-                int_part.push_str(&d.to_string());
-            }
-        } else {
-            int_part.push_str(&format!("{d:04}"));
-        }
+    let words: Vec<u16> = bytes
+        .chunks_exact(2)
+        .map(|pair| u16::from_be_bytes([pair[0], pair[1]]))
+        .collect();
+    let [ndigits, weight, sign, dscale, digits @ ..] = words.as_slice() else {
+        return Err(incorrect_binary(PgType::Numeric));
+    };
+    if *ndigits > NUMERIC_MAX_DIGITS {
+        return Err(invalid_field("length"));
     }
-    if int_part.is_empty() {
-        int_part.push('0');
+    if digits.len() != usize::from(*ndigits) {
+        return Err(incorrect_binary(PgType::Numeric));
     }
-    let mut frac = String::new();
-    let mut idx = weight + 1;
-    while frac.len() < dscale {
-        let d = if idx < 0 {
-            0
-        } else {
-            digits.get(idx as usize).copied().unwrap_or(0)
-        };
-        frac.push_str(&format!("{d:04}"));
-        idx += 1;
+    if digits.iter().any(|d| *d > 9999) {
+        return Err(invalid_field("digit"));
     }
-    frac.truncate(dscale);
-    let sign = if sign == 0x4000 { "-" } else { "" };
-    Some(if dscale > 0 {
-        format!("{sign}{int_part}.{frac}")
+    if ![
+        NUMERIC_POS,
+        NUMERIC_NEG,
+        NUMERIC_NAN,
+        NUMERIC_PINF,
+        NUMERIC_NINF,
+    ]
+    .contains(sign)
+    {
+        return Err(invalid_field("sign"));
+    }
+    if *dscale & !NUMERIC_DSCALE_MASK != 0 {
+        return Err(invalid_field("scale"));
+    }
+    let negative = match *sign {
+        NUMERIC_NAN => return Ok("NaN".into()),
+        NUMERIC_PINF => return Ok("Infinity".into()),
+        NUMERIC_NINF => return Ok("-Infinity".into()),
+        sign => sign == NUMERIC_NEG,
+    };
+    let weight = i32::from(*weight as i16);
+    let dscale = usize::from(*dscale);
+    let digit_at = |position: i32| -> u16 {
+        usize::try_from(position)
+            .ok()
+            .and_then(|i| digits.get(i))
+            .copied()
+            .unwrap_or(0)
+    };
+    let mut text = String::new();
+    for position in 0..=weight {
+        text.push_str(&format!("{:04}", digit_at(position)));
+    }
+    let int_part = text.trim_start_matches('0');
+    let mut text = if int_part.is_empty() {
+        "0".to_string()
     } else {
-        format!("{sign}{int_part}")
+        int_part.to_string()
+    };
+    if dscale > 0 {
+        // Digits beyond the display scale are cut off, as numeric_recv does.
+        let mut frac = String::with_capacity(dscale + 4);
+        let mut position = weight + 1;
+        while frac.len() < dscale {
+            frac.push_str(&format!("{:04}", digit_at(position)));
+            position += 1;
+        }
+        frac.truncate(dscale);
+        text.push('.');
+        text.push_str(&frac);
+    }
+    let is_zero = text.bytes().all(|b| b == b'0' || b == b'.');
+    Ok(if negative && !is_zero {
+        format!("-{text}")
+    } else {
+        text
     })
 }
 
@@ -498,55 +545,112 @@ fn decode_hex(digits: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+fn incorrect_binary(ty: PgType) -> SqlError {
+    SqlError::InvalidBinary(format!(
+        "incorrect binary data format in bind parameter of type {}",
+        ty.wire_type().name()
+    ))
+}
+
+/// PostgreSQL's special binary values for `-infinity` and `infinity` (DT_NOBEGIN/DT_NOEND and
+/// DATEVAL_NOBEGIN/DATEVAL_NOEND).
+fn infinite(ty: PgType) -> SqlError {
+    SqlError::Unsupported(format!(
+        "infinite {} values are not supported",
+        ty.wire_type().name()
+    ))
+}
+
+/// `IS_VALID_DATE`: days since 2000-01-01 from 4714-11-24 BC to 5874897-12-31.
+const DATE_DAYS: std::ops::Range<i64> = -2_451_545..2_145_031_949;
+/// `IS_VALID_TIMESTAMP`: microseconds since 2000-01-01 from 4714-11-24 BC to 294276-12-31.
+const TIMESTAMP_MICROS: std::ops::Range<i64> = -211_813_488_000_000_000..9_223_371_331_200_000_000;
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// Stored dates and timestamps are ISO text, which has no BC years and sorts wrongly past year
+/// 9999: PostgreSQL values outside years 1 to 9999 are refused rather than misstored.
+fn unrepresentable(ty: PgType) -> SqlError {
+    SqlError::Unsupported(format!(
+        "{} values outside the years 1 to 9999 are not supported",
+        ty.wire_type().name()
+    ))
+}
+
+fn representable(date: NaiveDate, ty: PgType) -> Result<NaiveDate, SqlError> {
+    if (1..=9999).contains(&date.year()) {
+        Ok(date)
+    } else {
+        Err(unrepresentable(ty))
+    }
+}
+
+fn out_of_range(ty: PgType) -> SqlError {
+    SqlError::DatetimeOutOfRange(format!("{} out of range", ty.wire_type().name()))
+}
+
+fn date_from_binary(days: i32) -> Result<NaiveDate, SqlError> {
+    if days == i32::MIN || days == i32::MAX {
+        return Err(infinite(PgType::Date));
+    }
+    let days = i64::from(days);
+    if !DATE_DAYS.contains(&days) {
+        return Err(out_of_range(PgType::Date));
+    }
+    let date = chrono::TimeDelta::try_days(days)
+        .and_then(|delta| pg_epoch_date().checked_add_signed(delta))
+        .ok_or_else(|| unrepresentable(PgType::Date))?;
+    representable(date, PgType::Date)
+}
+
+fn timestamp_from_binary(micros: i64, ty: PgType) -> Result<NaiveDateTime, SqlError> {
+    if micros == i64::MIN || micros == i64::MAX {
+        return Err(infinite(ty));
+    }
+    if !TIMESTAMP_MICROS.contains(&micros) {
+        return Err(out_of_range(ty));
+    }
+    let dt = pg_epoch()
+        .checked_add_signed(chrono::TimeDelta::microseconds(micros))
+        .ok_or_else(|| unrepresentable(ty))?;
+    representable(dt.date(), ty).map(|_| dt)
+}
+
+/// A fixed-width binary value: exactly `N` bytes.
+fn exact_width<const N: usize>(bytes: &[u8], ty: PgType) -> Result<[u8; N], SqlError> {
+    bytes.try_into().map_err(|_| incorrect_binary(ty))
+}
+
 /// Decodes a parameter sent in binary.
 pub fn from_binary(bytes: &[u8], ty: PgType) -> Result<Value, SqlError> {
-    let wrong = || {
-        SqlError::InvalidParameter(format!(
-            "incorrect binary data format in bind parameter of type {}",
-            ty.wire_type().name()
-        ))
-    };
-    let fixed = |n: usize| -> Result<&[u8], SqlError> {
-        if bytes.len() == n {
-            Ok(bytes)
-        } else {
-            Err(wrong())
-        }
-    };
     Ok(match ty {
-        PgType::Bool => Value::Integer((fixed(1)?[0] != 0) as i64),
-        PgType::Int2 => {
-            Value::Integer(i16::from_be_bytes(fixed(2)?.try_into().map_err(|_| wrong())?) as i64)
-        }
-        PgType::Int4 => {
-            Value::Integer(i32::from_be_bytes(fixed(4)?.try_into().map_err(|_| wrong())?) as i64)
-        }
-        PgType::Oid => {
-            Value::Integer(u32::from_be_bytes(fixed(4)?.try_into().map_err(|_| wrong())?) as i64)
-        }
-        PgType::Int8 => Value::Integer(i64::from_be_bytes(
-            fixed(8)?.try_into().map_err(|_| wrong())?,
-        )),
-        PgType::Float4 => {
-            Value::Real(f32::from_be_bytes(fixed(4)?.try_into().map_err(|_| wrong())?) as f64)
-        }
-        PgType::Float8 => Value::Real(f64::from_be_bytes(
-            fixed(8)?.try_into().map_err(|_| wrong())?,
-        )),
-        PgType::Numeric => from_text(&numeric_from_binary(bytes).ok_or_else(wrong)?, ty)?,
+        PgType::Bool => Value::Integer((u8::from_be_bytes(exact_width(bytes, ty)?) != 0) as i64),
+        PgType::Int2 => Value::Integer(i16::from_be_bytes(exact_width(bytes, ty)?) as i64),
+        PgType::Int4 => Value::Integer(i32::from_be_bytes(exact_width(bytes, ty)?) as i64),
+        PgType::Oid => Value::Integer(u32::from_be_bytes(exact_width(bytes, ty)?) as i64),
+        PgType::Int8 => Value::Integer(i64::from_be_bytes(exact_width(bytes, ty)?)),
+        PgType::Float4 => Value::Real(f32::from_be_bytes(exact_width(bytes, ty)?) as f64),
+        PgType::Float8 => Value::Real(f64::from_be_bytes(exact_width(bytes, ty)?)),
+        PgType::Numeric => from_text(&numeric_from_binary(bytes)?, ty)?,
         PgType::Date => {
-            let days = i32::from_be_bytes(fixed(4)?.try_into().map_err(|_| wrong())?);
-            let date = pg_epoch_date() + chrono::Duration::days(days as i64);
+            let date = date_from_binary(i32::from_be_bytes(exact_width(bytes, ty)?))?;
             Value::Text(date.format("%Y-%m-%d").to_string())
         }
         PgType::Time => {
-            let micros = i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| wrong())?);
-            let t = NaiveTime::MIN + chrono::Duration::microseconds(micros);
+            let micros = i64::from_be_bytes(exact_width(bytes, ty)?);
+            // PostgreSQL's time range includes 24:00:00, which chrono cannot hold.
+            if micros == MICROS_PER_DAY {
+                return Err(SqlError::Unsupported(
+                    "the time 24:00:00 is not supported".into(),
+                ));
+            }
+            if !(0..MICROS_PER_DAY).contains(&micros) {
+                return Err(out_of_range(ty));
+            }
+            let t = NaiveTime::MIN + chrono::TimeDelta::microseconds(micros);
             Value::Text(t.format("%H:%M:%S%.f").to_string())
         }
         PgType::Timestamp | PgType::Timestamptz => {
-            let micros = i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| wrong())?);
-            let dt = pg_epoch() + chrono::Duration::microseconds(micros);
+            let dt = timestamp_from_binary(i64::from_be_bytes(exact_width(bytes, ty)?), ty)?;
             let text = format_timestamp(&dt);
             Value::Text(if ty == PgType::Timestamptz {
                 format!("{text}+00")
@@ -554,16 +658,20 @@ pub fn from_binary(bytes: &[u8], ty: PgType) -> Result<Value, SqlError> {
                 text
             })
         }
-        PgType::Uuid => Value::Text(
-            uuid::Uuid::from_slice(fixed(16)?)
-                .map_err(|_| wrong())?
-                .to_string(),
-        ),
+        PgType::Uuid => Value::Text(uuid::Uuid::from_bytes(exact_width(bytes, ty)?).to_string()),
         PgType::Bytea => Value::Blob(bytes.to_vec()),
-        PgType::Jsonb => Value::Text(
-            String::from_utf8(bytes.get(1..).unwrap_or_default().to_vec()).map_err(|_| wrong())?,
-        ),
-        _ => Value::Text(String::from_utf8(bytes.to_vec()).map_err(|_| wrong())?),
+        PgType::Jsonb => match bytes.split_first() {
+            Some((1, json)) => {
+                Value::Text(String::from_utf8(json.to_vec()).map_err(|_| incorrect_binary(ty))?)
+            }
+            Some((version, _)) => {
+                return Err(SqlError::InvalidBinary(format!(
+                    "unsupported jsonb version number {version}"
+                )));
+            }
+            None => return Err(incorrect_binary(ty)),
+        },
+        _ => Value::Text(String::from_utf8(bytes.to_vec()).map_err(|_| incorrect_binary(ty))?),
     })
 }
 
@@ -688,5 +796,224 @@ mod tests {
         )
         .unwrap();
         assert_eq!(buf.len(), 12);
+    }
+}
+
+/// Every decoder of client bytes, fed random and hostile input: each returns a value or an
+/// error, promptly, and never panics.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn numeric_bytes(ndigits: u16, weight: i16, sign: u16, dscale: u16, digits: &[u16]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for word in [ndigits, weight as u16, sign, dscale].iter().chain(digits) {
+            out.extend_from_slice(&word.to_be_bytes());
+        }
+        out
+    }
+
+    fn any_sign() -> impl Strategy<Value = u16> {
+        prop_oneof![
+            Just(NUMERIC_POS),
+            Just(NUMERIC_NEG),
+            Just(NUMERIC_NAN),
+            Just(NUMERIC_PINF),
+            Just(NUMERIC_NINF),
+            any::<u16>(),
+        ]
+    }
+
+    fn extreme_i16() -> impl Strategy<Value = i16> {
+        prop_oneof![
+            Just(i16::MIN),
+            Just(i16::MAX),
+            Just(-1i16),
+            Just(0i16),
+            any::<i16>()
+        ]
+    }
+
+    fn extreme_u16() -> impl Strategy<Value = u16> {
+        prop_oneof![
+            Just(0u16),
+            Just(u16::MAX),
+            Just(NUMERIC_DSCALE_MASK),
+            Just(NUMERIC_DSCALE_MASK + 1),
+            Just(NUMERIC_MAX_DIGITS),
+            Just(NUMERIC_MAX_DIGITS + 1),
+            any::<u16>(),
+        ]
+    }
+
+    /// The longest text a valid header can describe: the integer digits of the largest weight
+    /// and the largest display scale.
+    const LONGEST_NUMERIC_TEXT: usize = 4 * 32768 + 1 + NUMERIC_DSCALE_MASK as usize + 1;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn random_binary_parameters_decode_or_fail(
+            bytes in prop::collection::vec(any::<u8>(), 0..64),
+            type_index in 0..PgType::ALL.len(),
+        ) {
+            let ty = PgType::ALL[type_index];
+            let _ = from_binary(&bytes, ty);
+        }
+
+        #[test]
+        fn random_text_parameters_decode_or_fail(
+            text in any::<String>(),
+            type_index in 0..PgType::ALL.len(),
+        ) {
+            let _ = from_text(&text, PgType::ALL[type_index]);
+        }
+
+        #[test]
+        fn hostile_numeric_headers_are_refused_or_bounded(
+            ndigits in extreme_u16(),
+            weight in extreme_i16(),
+            sign in any_sign(),
+            dscale in extreme_u16(),
+            digits in prop::collection::vec(prop_oneof![0u16..=9999, any::<u16>()], 0..12),
+            claim_the_real_count in any::<bool>(),
+        ) {
+            let ndigits = if claim_the_real_count { digits.len() as u16 } else { ndigits };
+            let bytes = numeric_bytes(ndigits, weight, sign, dscale, &digits);
+            match numeric_from_binary(&bytes) {
+                Ok(text) => {
+                    prop_assert!(text.len() <= LONGEST_NUMERIC_TEXT, "{} chars", text.len());
+                    prop_assert!(dscale <= NUMERIC_DSCALE_MASK);
+                    prop_assert!(from_binary(&bytes, PgType::Numeric).is_ok(), "{text}");
+                }
+                Err(e) => prop_assert!(matches!(e, SqlError::InvalidBinary(_)), "{e:?}"),
+            }
+        }
+
+        #[test]
+        fn binary_numerics_round_trip(int_part in 0u64..u64::MAX, frac in "[0-9]{0,12}", negative in any::<bool>()) {
+            let sign = if negative && (int_part != 0 || frac.bytes().any(|b| b != b'0')) { "-" } else { "" };
+            let text = if frac.is_empty() { format!("{sign}{int_part}") } else { format!("{sign}{int_part}.{frac}") };
+            let encoded = numeric_binary(&text).ok_or_else(|| TestCaseError::fail("encodes"))?;
+            prop_assert_eq!(numeric_from_binary(&encoded)?, text);
+        }
+
+        #[test]
+        fn any_binary_date_is_a_date_or_an_error(days in prop_oneof![Just(i32::MIN), Just(i32::MAX), Just(i32::MIN + 1), Just(i32::MAX - 1), any::<i32>()]) {
+            match from_binary(&days.to_be_bytes(), PgType::Date) {
+                Ok(Value::Text(text)) => {
+                    // What was stored reads back as the same day.
+                    let mut buf = BytesMut::new();
+                    encode_field(&mut buf, &Value::Text(text), TypeWithMod::plain(PgType::Date), true)?;
+                    prop_assert_eq!(&buf[4..], &days.to_be_bytes()[..]);
+                }
+                Ok(other) => prop_assert!(false, "{other:?}"),
+                Err(e) => prop_assert!(matches!(e, SqlError::Unsupported(_) | SqlError::DatetimeOutOfRange(_)), "{e:?}"),
+            }
+        }
+
+        #[test]
+        fn any_binary_timestamp_is_a_timestamp_or_an_error(
+            micros in prop_oneof![Just(i64::MIN), Just(i64::MAX), Just(i64::MIN + 1), Just(i64::MAX - 1), Just(TIMESTAMP_MICROS.start - 1), Just(TIMESTAMP_MICROS.end), any::<i64>(), -400_000_000_000_000_000i64..400_000_000_000_000_000],
+            with_time_zone in any::<bool>(),
+        ) {
+            let ty = if with_time_zone { PgType::Timestamptz } else { PgType::Timestamp };
+            match from_binary(&micros.to_be_bytes(), ty) {
+                Ok(Value::Text(text)) => {
+                    let mut buf = BytesMut::new();
+                    encode_field(&mut buf, &Value::Text(text), TypeWithMod::plain(ty), true)?;
+                    prop_assert_eq!(&buf[4..], &micros.to_be_bytes()[..]);
+                }
+                Ok(other) => prop_assert!(false, "{other:?}"),
+                Err(e) => prop_assert!(matches!(e, SqlError::Unsupported(_) | SqlError::DatetimeOutOfRange(_)), "{e:?}"),
+            }
+        }
+
+        #[test]
+        fn any_binary_time_is_a_time_or_an_error(micros in prop_oneof![Just(i64::MIN), Just(i64::MAX), Just(-1i64), Just(MICROS_PER_DAY), Just(MICROS_PER_DAY - 1), any::<i64>(), 0..MICROS_PER_DAY]) {
+            match from_binary(&micros.to_be_bytes(), PgType::Time) {
+                Ok(Value::Text(text)) => {
+                    let mut buf = BytesMut::new();
+                    encode_field(&mut buf, &Value::Text(text), TypeWithMod::plain(PgType::Time), true)?;
+                    prop_assert_eq!(&buf[4..], &micros.to_be_bytes()[..]);
+                }
+                Ok(other) => prop_assert!(false, "{other:?}"),
+                Err(e) => prop_assert!(matches!(e, SqlError::Unsupported(_) | SqlError::DatetimeOutOfRange(_)), "{e:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_edge_cases_get_postgres_errors() {
+        let numeric = |ndigits, weight, sign, dscale, digits: &[u16]| {
+            from_binary(
+                &numeric_bytes(ndigits, weight, sign, dscale, digits),
+                PgType::Numeric,
+            )
+        };
+        let binary_error =
+            |result: Result<Value, SqlError>| matches!(result, Err(SqlError::InvalidBinary(_)));
+        // dscale -1 looped forever and grew without bound.
+        assert!(binary_error(numeric(1, 0, NUMERIC_POS, u16::MAX, &[1])));
+        assert!(binary_error(numeric(1, 0, 0x1234, 0, &[1])));
+        assert!(binary_error(numeric(1, 0, NUMERIC_POS, 0, &[10000])));
+        assert!(binary_error(numeric(u16::MAX, 0, NUMERIC_POS, 0, &[])));
+        assert!(binary_error(numeric(3, 0, NUMERIC_POS, 0, &[1])));
+        assert!(binary_error(from_binary(&[0, 0, 0], PgType::Numeric)));
+        assert_eq!(
+            numeric(0, 0, NUMERIC_NAN, 0, &[]).unwrap(),
+            Value::Text("NaN".into())
+        );
+        assert_eq!(
+            numeric(0, 0, NUMERIC_PINF, 0, &[]).unwrap(),
+            Value::Text("Infinity".into())
+        );
+        assert_eq!(
+            numeric(0, 0, NUMERIC_NINF, 0, &[]).unwrap(),
+            Value::Text("-Infinity".into())
+        );
+        assert_eq!(
+            numeric(2, 0, NUMERIC_NEG, 6, &[12, 3400]).unwrap(),
+            Value::Text("-12.340000".into())
+        );
+        assert_eq!(
+            numeric(1, -2, NUMERIC_POS, 8, &[5]).unwrap(),
+            Value::Text("0.00000005".into())
+        );
+        assert!(numeric(1, i16::MAX, NUMERIC_POS, NUMERIC_DSCALE_MASK, &[9999]).is_ok());
+        assert!(numeric(1, i16::MIN, NUMERIC_NEG, NUMERIC_DSCALE_MASK, &[9999]).is_ok());
+
+        let date = |days: i32| from_binary(&days.to_be_bytes(), PgType::Date);
+        assert!(matches!(date(i32::MAX), Err(SqlError::Unsupported(_))));
+        assert!(matches!(date(i32::MIN), Err(SqlError::Unsupported(_))));
+        assert!(matches!(
+            date(DATE_DAYS.start as i32 - 1),
+            Err(SqlError::DatetimeOutOfRange(_))
+        ));
+        assert!(matches!(date(-800_000), Err(SqlError::Unsupported(_))));
+        assert_eq!(date(-1).unwrap(), Value::Text("1999-12-31".into()));
+
+        let timestamp = |micros: i64| from_binary(&micros.to_be_bytes(), PgType::Timestamptz);
+        assert!(matches!(timestamp(i64::MAX), Err(SqlError::Unsupported(_))));
+        assert!(matches!(timestamp(i64::MIN), Err(SqlError::Unsupported(_))));
+        assert!(matches!(
+            timestamp(i64::MAX - 1),
+            Err(SqlError::DatetimeOutOfRange(_))
+        ));
+        assert!(matches!(
+            timestamp(i64::MIN + 1),
+            Err(SqlError::DatetimeOutOfRange(_))
+        ));
+        assert_eq!(
+            timestamp(1_500_000).unwrap(),
+            Value::Text("2000-01-01 00:00:01.5+00".into())
+        );
+
+        assert!(binary_error(from_binary(&[2, b'{', b'}'], PgType::Jsonb)));
+        assert!(binary_error(from_binary(&[], PgType::Jsonb)));
+        assert!(binary_error(from_binary(&[0xff], PgType::Text)));
     }
 }

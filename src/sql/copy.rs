@@ -486,3 +486,42 @@ mod tests {
         );
     }
 }
+
+/// COPY commands and data lines are client text: any of it parses or fails, never panics.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn any_copy_command_parses_or_fails(
+            head in prop_oneof![Just("COPY "), Just("copy t "), Just("COPY t (a, b) FROM STDIN "), Just("COPY (SELECT 1) TO STDOUT ")],
+            tail in "[ -~\\t\\n(),'\"éE]{0,60}",
+        ) {
+            let _ = parse_copy(&format!("{head}{tail}"));
+        }
+
+        #[test]
+        fn any_data_line_splits(
+            line in any::<String>(),
+            csv in any::<bool>(),
+            delimiter in prop_oneof![Just(','), Just('\t'), Just('|'), any::<char>()],
+            quote in prop_oneof![Just('"'), any::<char>()],
+            null in prop_oneof![Just(String::new()), Just("\\N".to_string()), any::<String>()],
+        ) {
+            let options = CopyOptions {
+                format: if csv { CopyFormat::Csv } else { CopyFormat::Text },
+                delimiter,
+                null,
+                header: false,
+                quote,
+            };
+            let fields = split_line(&line, &options);
+            prop_assert!(!fields.is_empty());
+        }
+    }
+}

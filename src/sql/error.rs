@@ -10,6 +10,12 @@ pub enum SqlError {
     /// A parameter value that does not decode as its type.
     #[error("{0}")]
     InvalidParameter(String),
+    /// A binary parameter that is not a valid encoding of its type.
+    #[error("{0}")]
+    InvalidBinary(String),
+    /// A date, time or timestamp outside PostgreSQL's range for its type.
+    #[error("{0}")]
+    DatetimeOutOfRange(String),
     /// A value outside its type's range.
     #[error("{0}")]
     OutOfRange(String),

@@ -33,7 +33,7 @@ pub enum PgType {
 
 impl PgType {
     /// Every variant, for lookups by OID.
-    const ALL: [PgType; 20] = [
+    pub(crate) const ALL: [PgType; 20] = [
         PgType::Bool,
         PgType::Int2,
         PgType::Int4,

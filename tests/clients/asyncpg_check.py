@@ -131,8 +131,7 @@ async def connects_with_password_auth(conn):
     await wrong_password_attempt()
 
 
-@known_gap("after the FATAL 28P01 the server also sends ReadyForQuery (pgwire's process_error), "
-           "which asyncpg reports as 'cannot process message Z'")
+@check
 async def wrong_password_ends_without_ready_for_query(conn):
     trouble = await wrong_password_attempt()
     expect(not trouble, f"protocol trouble after the failed login: {trouble}")

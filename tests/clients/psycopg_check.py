@@ -138,8 +138,7 @@ def connects_with_password_auth():
     expect("authentication failed" in message.lower(), f"wrong password: {message}")
 
 
-@known_gap("the SCRAM failure names user \"\" (pgwire takes the name from the SCRAM message, "
-           "which libpq leaves empty) and starts with a capital P")
+@check
 def wrong_password_message_names_the_user():
     message = wrong_password_error()
     expect('password authentication failed for user "app"' in message, message)
