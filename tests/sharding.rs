@@ -518,3 +518,149 @@ async fn group_by_a_name_that_is_both_column_and_alias_means_the_column() {
     assert_eq!(got, [(10, 1), (10, 2)]);
     server.stop().await;
 }
+
+/// `t(a, b)` sharded on `a`, `u(id, v)` sharded on `id`, `ref(code)` a reference table, over
+/// `shards` hash shards, with the issue's rows.
+async fn issue_cluster(shards: usize) -> (common::TestServer, Client) {
+    let mut sections = "[sharding]\nstrategy = \"hash\"\n\
+         tables = [{ name = \"t\", key = \"a\" }, { name = \"u\", key = \"id\" }]\n\
+         reference_tables = [\"ref\"]\n"
+        .to_string();
+    for i in 1..=shards {
+        sections.push_str(&format!(
+            "[[shards]]\nname = \"s{i}\"\nprimary = \"s{i}/primary.db\"\n"
+        ));
+    }
+    let server = common::start_config(&common::config_text("trust", "app", &sections)).await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE t (a INT PRIMARY KEY, b INT);
+             CREATE TABLE u (id INT PRIMARY KEY, v INT);
+             CREATE TABLE ref (code INT PRIMARY KEY);
+             INSERT INTO t VALUES (1, 10), (2, 20), (3, 10), (4, NULL), (5, 30);
+             INSERT INTO u VALUES (1, 1), (2, 7), (3, 8), (4, 9);
+             INSERT INTO ref VALUES (1), (2);",
+        )
+        .await
+        .expect("schema and rows");
+    (server, client)
+}
+
+async fn text_rows(client: &Client, sql: &str) -> Result<Vec<Vec<Option<String>>>, String> {
+    let messages = client
+        .simple_query(sql)
+        .await
+        .map_err(|e| format!("{}: {e}", sqlstate(&e)))?;
+    Ok(messages
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).map(str::to_string))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Issue 10, item 2: each of these was answered differently (or failed differently) on four
+/// shards than on one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scatter_gather_answers_as_one_database_would_or_refuses() {
+    for shards in [1, 4] {
+        let (server, client) = issue_cluster(shards).await;
+        let all = text_rows(&client, "SELECT ALL b*0 FROM t").await.unwrap();
+        assert_eq!(
+            all.len(),
+            5,
+            "{shards} shard(s): SELECT ALL keeps duplicates"
+        );
+        let distinct = text_rows(&client, "SELECT DISTINCT b*0 FROM t ORDER BY 1")
+            .await
+            .unwrap();
+        assert_eq!(distinct.len(), 2, "{shards} shard(s): {distinct:?}");
+        for (sql, want) in [
+            ("SELECT count(DISTINCT 5) FROM t", "1"),
+            ("SELECT max(DISTINCT 3) FROM t", "3"),
+            ("SELECT count(DISTINCT b), sum(DISTINCT 2) FROM t", "3"),
+            ("SELECT 7, count(*) FROM t GROUP BY 1", "7"),
+        ] {
+            let rows = text_rows(&client, sql).await.unwrap_or_else(|e| {
+                panic!("{shards} shard(s): {sql}: {e}");
+            });
+            assert_eq!(rows.len(), 1, "{shards} shard(s): {sql}: {rows:?}");
+            assert_eq!(
+                rows[0][0].as_deref(),
+                Some(want),
+                "{shards} shard(s): {sql}"
+            );
+        }
+        for sql in [
+            "SELECT COALESCE(59, a) FROM t GROUP BY b",
+            "SELECT a, count(*) FROM t",
+            "SELECT b FROM t GROUP BY b HAVING a > 1",
+            "SELECT b, count(*) FROM t GROUP BY b ORDER BY a",
+        ] {
+            let error = text_rows(&client, sql).await.expect_err(sql);
+            assert!(
+                error.starts_with("42803: "),
+                "{shards} shard(s): {sql}: {error}"
+            );
+        }
+        // Grouped by the primary key, the table's other columns are determined.
+        let by_key = text_rows(&client, "SELECT a, b FROM t GROUP BY a ORDER BY a")
+            .await
+            .unwrap();
+        assert_eq!(by_key.len(), 5, "{shards} shard(s)");
+        if shards > 1 {
+            for sql in [
+                "SELECT r.code, u.v FROM ref r LEFT JOIN u ON u.v = r.code",
+                "SELECT r.code, u.v FROM u RIGHT JOIN ref r ON u.v = r.code",
+                "SELECT r.code, u.v FROM u FULL JOIN ref r ON u.v = r.code",
+                "SELECT count(*), (SELECT count(*) FROM ref) FROM t",
+            ] {
+                let error = text_rows(&client, sql).await.expect_err(sql);
+                assert!(error.starts_with("0A000: "), "{sql}: {error}");
+            }
+        } else {
+            let rows = text_rows(
+                &client,
+                "SELECT r.code, u.v FROM ref r LEFT JOIN u ON u.v = r.code ORDER BY 1",
+            )
+            .await
+            .unwrap();
+            assert_eq!(rows.len(), 2, "{rows:?}");
+        }
+        // The sharded side preserved: every row is on exactly one shard.
+        let rows = text_rows(
+            &client,
+            "SELECT u.id, r.code FROM u LEFT JOIN ref r ON u.v = r.code ORDER BY u.id",
+        )
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), 4, "{shards} shard(s): {rows:?}");
+        drop(client);
+        server.stop().await;
+    }
+    // Without [sharding] too, SQLite's bare columns do not answer for PostgreSQL.
+    let server = common::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE t (a INT PRIMARY KEY, b INT); INSERT INTO t VALUES (1, 10), (2, 20)",
+        )
+        .await
+        .expect("schema");
+    let error = text_rows(&client, "SELECT COALESCE(59, a) FROM t GROUP BY b")
+        .await
+        .expect_err("ungrouped column");
+    assert!(error.starts_with("42803: "), "{error}");
+    let rows = text_rows(&client, "SELECT a, b FROM t GROUP BY a ORDER BY a")
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    drop(client);
+    server.stop().await;
+}

@@ -309,26 +309,7 @@ impl Shared {
         plan: &Plan,
         params: Vec<Value>,
     ) -> Result<(MergePlan, ExecRequest), Error> {
-        let schema = self.backend.schema();
-        let tables: Vec<String> = plan
-            .statement
-            .as_deref()
-            .map(|stmt| {
-                let mut tables = Vec::new();
-                let _ = sqlparser::ast::visit_relations(stmt, |name| {
-                    tables.push(crate::sql::rewrite::name_text(name));
-                    std::ops::ControlFlow::<()>::Continue(())
-                });
-                tables
-            })
-            .unwrap_or_default();
-        let is_input_column = |column: &str| {
-            tables
-                .iter()
-                .filter_map(|t| schema.table(t))
-                .any(|t| t.column(column).is_some())
-        };
-        let merge = MergePlan::for_plan(plan, &params, &is_input_column)?;
+        let merge = MergePlan::for_plan(plan, &params, &self.backend.schema())?;
         let request = match &merge {
             MergePlan::Concatenate => request_for(plan, params),
             MergePlan::Staged(staged) => {

@@ -554,6 +554,7 @@ impl Sharding {
                         "a derived table or table function beside a sharded table is not supported across shards",
                     ));
                 }
+                self.check_outer_joins(&select.from)?;
                 if query.with.is_some() {
                     let relations = all_relations(stmt);
                     if let Some(table) = relations.iter().find(|t| self.keys.contains_key(*t)) {
@@ -581,6 +582,63 @@ impl Sharding {
                 }
             }
         }
+    }
+
+    /// An outer join preserves the rows of one side; when that side holds no sharded table
+    /// its rows are on every shard, and every shard would add them (NULL-extended) again.
+    /// Joins of a sharded side with a reference table, or of co-located sharded tables, find
+    /// all their matches on one shard.
+    fn check_outer_joins(&self, from: &[TableWithJoins]) -> Result<(), SqlError> {
+        if self.shard_names.len() < 2 {
+            return Ok(());
+        }
+        let table_of = |factor: &TableFactor| match factor {
+            TableFactor::Table { name, .. } => Some(lower_name(name)),
+            _ => None,
+        };
+        let is_sharded =
+            |factor: &TableFactor| table_of(factor).is_some_and(|t| self.keys.contains_key(&t));
+        for item in from {
+            let mut left: Vec<String> = table_of(&item.relation).into_iter().collect();
+            let mut left_sharded = is_sharded(&item.relation);
+            for join in &item.joins {
+                let right_sharded = is_sharded(&join.relation);
+                let right = table_of(&join.relation).unwrap_or_default();
+                let refused = |preserved: &str| {
+                    Err(unsupported(format!(
+                        "an outer join preserving the rows of {preserved}, which is not sharded, is not supported beside a sharded table across shards (every shard would add those rows)"
+                    )))
+                };
+                use sqlparser::ast::JoinOperator as Op;
+                match &join.join_operator {
+                    Op::Join(_) | Op::Inner(_) | Op::CrossJoin(_) | Op::StraightJoin(_) => {}
+                    Op::Left(_) | Op::LeftOuter(_) if !left_sharded && right_sharded => {
+                        return refused(&left.join(", "));
+                    }
+                    Op::Right(_) | Op::RightOuter(_) if left_sharded && !right_sharded => {
+                        return refused(&right);
+                    }
+                    Op::FullOuter(_) if left_sharded && !right_sharded => return refused(&right),
+                    Op::FullOuter(_) if !left_sharded && right_sharded => {
+                        return refused(&left.join(", "));
+                    }
+                    Op::Left(_)
+                    | Op::LeftOuter(_)
+                    | Op::Right(_)
+                    | Op::RightOuter(_)
+                    | Op::FullOuter(_) => {}
+                    _ if left_sharded || right_sharded => {
+                        return Err(unsupported(
+                            "a SEMI, ANTI, APPLY, ASOF or ARRAY join beside a sharded table is not supported across shards",
+                        ));
+                    }
+                    _ => {}
+                }
+                left.push(right);
+                left_sharded |= right_sharded;
+            }
+        }
+        Ok(())
     }
 
     /// A write to `targets`, none of them sharded, reading `reads`: on every shard when it
