@@ -11,7 +11,7 @@ use sqlparser::ast::{
     TableObject, TableWithJoins, UnaryOperator, Value as SqlValue, Visit, Visitor,
 };
 
-use super::placement::{Placement, PlacementError, ShardKey};
+use super::placement::{KeyKind, Placement, PlacementError, ShardKey};
 use crate::config::{ShardConfig, ShardingConfig, ShardingStrategy};
 use crate::sql::error::SqlError;
 use crate::sql::rewrite::name_text;
@@ -125,97 +125,86 @@ fn relations_below<V: Visit>(node: &V, from_depth: usize) -> Vec<String> {
     nested.relations
 }
 
-/// A literal or bound parameter as a key value.
-fn key_value(expr: &Expr, params: &[Value], integer: bool) -> Option<ShardKey> {
-    let raw = match expr {
-        Expr::Nested(inner) => return key_value(inner, params, integer),
-        Expr::Cast { expr, .. } => return key_value(expr, params, integer),
+/// A literal, cast or bound parameter as a key value of `kind`.
+fn key_value(expr: &Expr, params: &[Value], kind: KeyKind) -> Option<ShardKey> {
+    ShardKey::normalize(kind, &literal_value(expr, params)?)
+}
+
+/// The value a literal, cast or bound parameter denotes, before key normalization.
+fn literal_value(expr: &Expr, params: &[Value]) -> Option<Value> {
+    Some(match expr {
+        Expr::Nested(inner) => return literal_value(inner, params),
+        Expr::Cast { expr, .. } => return literal_value(expr, params),
         Expr::UnaryOp {
             op: UnaryOperator::Minus,
             expr,
-        } => match key_value(expr, params, integer)? {
-            ShardKey::Int(i) => return Some(ShardKey::Int(i.checked_neg()?)),
-            ShardKey::Text(t) => ShardKey::Text(format!("-{t}")),
+        } => match literal_value(expr, params)? {
+            Value::Integer(i) => Value::Integer(i.checked_neg()?),
+            Value::Real(f) => Value::Real(-f),
+            Value::Text(t) => Value::Text(format!("-{t}")),
+            _ => return None,
         },
         Expr::Value(v) => match &v.value {
             SqlValue::Number(n, _) => match n.parse::<i64>() {
-                Ok(i) => ShardKey::Int(i),
-                Err(_) => ShardKey::Text(n.clone()),
+                Ok(i) => Value::Integer(i),
+                Err(_) => Value::Text(n.clone()),
             },
             SqlValue::SingleQuotedString(s) | SqlValue::EscapedStringLiteral(s) => {
-                ShardKey::Text(s.clone())
+                Value::Text(s.clone())
             }
             SqlValue::Placeholder(p) => {
                 let index: usize = p.strip_prefix('$')?.parse().ok()?;
-                match params.get(index.checked_sub(1)?)? {
-                    Value::Integer(i) => ShardKey::Int(*i),
-                    Value::Text(t) => ShardKey::Text(t.clone()),
-                    Value::Real(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
-                        ShardKey::Int(*f as i64)
-                    }
-                    _ => return None,
-                }
+                params.get(index.checked_sub(1)?)?.clone()
             }
             _ => return None,
         },
         _ => return None,
-    };
-    // A key sent as '42', 42.0 or 4.2e1 for an integer key column is the integer 42: SQLite
-    // stores it (and compares it) as that integer.
-    Some(match raw {
-        ShardKey::Text(t) if integer => match integral(&t) {
-            Some(i) => ShardKey::Int(i),
-            None => ShardKey::Text(t),
-        },
-        other => other,
     })
-}
-
-/// The integer a decimal or integer text denotes exactly, if any.
-fn integral(text: &str) -> Option<i64> {
-    let text = text.trim();
-    if let Ok(i) = text.parse::<i64>() {
-        return Some(i);
-    }
-    let f = text.parse::<f64>().ok()?;
-    // Beyond 2^53 a double no longer says which integer was written.
-    (f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i64)
 }
 
 /// What the WHERE clause says about the shards, for the sharded tables in scope.
 struct KeyScope<'a> {
     sharding: &'a Sharding,
-    /// alias → key column of the sharded tables in the FROM list.
-    keyed: HashMap<String, String>,
-    integer_keys: bool,
+    /// alias → key column and its kind, of the sharded tables in the FROM list.
+    keyed: HashMap<String, (String, KeyKind)>,
     params: &'a [Value],
 }
 
 impl KeyScope<'_> {
-    fn is_key(&self, expr: &Expr) -> bool {
+    /// The kind of the shard key `expr` names, if it names one.
+    fn key_kind(&self, expr: &Expr) -> Option<KeyKind> {
         match expr {
-            Expr::Nested(inner) => self.is_key(inner),
+            Expr::Nested(inner) => self.key_kind(inner),
             Expr::Identifier(ident) => {
                 let column = ident.value.to_ascii_lowercase();
-                self.keyed.values().any(|key| *key == column)
+                self.keyed
+                    .values()
+                    .find(|(key, _)| *key == column)
+                    .map(|(_, kind)| *kind)
             }
             Expr::CompoundIdentifier(parts) => match parts.as_slice() {
                 [.., table, column] => self
                     .keyed
                     .get(&table.value.to_ascii_lowercase())
-                    .is_some_and(|key| key.eq_ignore_ascii_case(&column.value)),
-                _ => false,
+                    .filter(|(key, _)| key.eq_ignore_ascii_case(&column.value))
+                    .map(|(_, kind)| *kind),
+                _ => None,
             },
-            _ => false,
+            _ => None,
         }
     }
 
-    fn value(&self, expr: &Expr) -> Option<ShardKey> {
-        key_value(expr, self.params, self.integer_keys)
+    fn is_key(&self, expr: &Expr) -> bool {
+        self.key_kind(expr).is_some()
     }
 
-    fn shard_of(&self, expr: &Expr) -> Result<Option<BTreeSet<usize>>, SqlError> {
-        let key = match self.value(expr) {
+    /// `expr` as a value of the key `key` names.
+    fn value(&self, key: &Expr, expr: &Expr) -> Option<ShardKey> {
+        key_value(expr, self.params, self.key_kind(key)?)
+    }
+
+    fn shard_of(&self, key: &Expr, expr: &Expr) -> Result<Option<BTreeSet<usize>>, SqlError> {
+        let key = match self.value(key, expr) {
             Some(key) => key,
             None => return Ok(None),
         };
@@ -227,8 +216,8 @@ impl KeyScope<'_> {
         }
     }
 
-    fn bound(&self, expr: &Expr) -> Option<i64> {
-        match self.value(expr)? {
+    fn bound(&self, key: &Expr, expr: &Expr) -> Option<i64> {
+        match self.value(key, expr)? {
             ShardKey::Int(i) => Some(i),
             ShardKey::Text(_) => None,
         }
@@ -258,20 +247,20 @@ impl KeyScope<'_> {
                     (Some(a), Some(b)) => Some(a.union(&b).copied().collect()),
                     _ => None,
                 },
-                BinaryOperator::Eq if self.is_key(left) => self.shard_of(right)?,
-                BinaryOperator::Eq if self.is_key(right) => self.shard_of(left)?,
+                BinaryOperator::Eq if self.is_key(left) => self.shard_of(left, right)?,
+                BinaryOperator::Eq if self.is_key(right) => self.shard_of(right, left)?,
                 BinaryOperator::Gt | BinaryOperator::GtEq if self.is_key(left) => self
-                    .bound(right)
+                    .bound(left, right)
                     .and_then(|low| self.range(Some(low), None)),
                 BinaryOperator::Lt | BinaryOperator::LtEq if self.is_key(left) => self
-                    .bound(right)
+                    .bound(left, right)
                     .and_then(|high| self.range(None, Some(high))),
                 BinaryOperator::Gt | BinaryOperator::GtEq if self.is_key(right) => self
-                    .bound(left)
+                    .bound(right, left)
                     .and_then(|high| self.range(None, Some(high))),
-                BinaryOperator::Lt | BinaryOperator::LtEq if self.is_key(right) => {
-                    self.bound(left).and_then(|low| self.range(Some(low), None))
-                }
+                BinaryOperator::Lt | BinaryOperator::LtEq if self.is_key(right) => self
+                    .bound(right, left)
+                    .and_then(|low| self.range(Some(low), None)),
                 _ => None,
             },
             Expr::In {
@@ -282,7 +271,7 @@ impl KeyScope<'_> {
             } if self.is_key(expr) => {
                 let mut all = BTreeSet::new();
                 for item in list {
-                    match self.shard_of(item)? {
+                    match self.shard_of(expr, item)? {
                         Some(shards) => all.extend(shards),
                         None => return Ok(None),
                     }
@@ -294,7 +283,7 @@ impl KeyScope<'_> {
                 negated: false,
                 low,
                 high,
-            } if self.is_key(expr) => match (self.bound(low), self.bound(high)) {
+            } if self.is_key(expr) => match (self.bound(expr, low), self.bound(expr, high)) {
                 (Some(low), Some(high)) => self.range(Some(low), Some(high)),
                 _ => None,
             },
@@ -350,10 +339,9 @@ impl Sharding {
         (0..self.shard_names.len()).collect()
     }
 
-    fn integer_key(schema: &Schema, table: &str, key: &str) -> bool {
-        schema
-            .column_type(table, key)
-            .is_some_and(|t| t.pg.integer_range().is_some())
+    /// The kind of `table`'s shard key `key`, from its declared type.
+    pub fn key_kind(schema: &Schema, table: &str, key: &str) -> KeyKind {
+        KeyKind::of(schema.column_type(table, key).map(|t| t.pg))
     }
 
     fn names(&self, shards: &BTreeSet<usize>) -> String {
@@ -498,12 +486,12 @@ impl Sharding {
                 "INSERT ... SELECT into sharded table {table} is not supported across shards"
             )));
         };
-        let integer = Self::integer_key(schema, &table, key);
+        let kind = Self::key_kind(schema, &table, key);
         let mut by_shard: Vec<(usize, Vec<usize>)> = Vec::new();
         for (row_index, row) in values.rows.iter().enumerate() {
             let value = row
                 .get(position)
-                .and_then(|e| key_value(e, params, integer))
+                .and_then(|e| key_value(e, params, kind))
                 .ok_or_else(missing_key)?;
             let shard = self
                 .placement
@@ -734,11 +722,12 @@ impl Sharding {
             sharding: self,
             keyed: sharded
                 .iter()
-                .map(|(t, alias)| (alias.clone(), self.keys[t].clone()))
+                .map(|(t, alias)| {
+                    let key = self.keys[t].clone();
+                    let kind = Self::key_kind(schema, t, &key);
+                    (alias.clone(), (key, kind))
+                })
                 .collect(),
-            integer_keys: sharded
-                .iter()
-                .all(|(t, _)| Self::integer_key(schema, t, &self.keys[t])),
             params,
         };
         let shards = match selection {
@@ -857,8 +846,8 @@ impl Sharding {
             if !lower_name(column).eq_ignore_ascii_case(key) {
                 continue;
             }
-            let integer = Self::integer_key(schema, table, key);
-            let new_shard = key_value(&assignment.value, params, integer)
+            let kind = Self::key_kind(schema, table, key);
+            let new_shard = key_value(&assignment.value, params, kind)
                 .and_then(|k| self.placement.shard_for(&k).ok());
             match (route, new_shard) {
                 (Route::One(current), Some(new)) if *current == new => {}
@@ -947,33 +936,61 @@ mod tests {
             "CAST(42.0 AS INT)",
         ] {
             assert_eq!(
-                key_value(&expr(written), &[], true),
+                key_value(&expr(written), &[], KeyKind::Integer),
                 Some(ShardKey::Int(42)),
                 "{written}"
             );
         }
         assert_eq!(
-            key_value(&expr("-42.0"), &[], true),
+            key_value(&expr("-42.0"), &[], KeyKind::Integer),
             Some(ShardKey::Int(-42))
         );
         // Not an integer: kept as written (it matches no integer row anywhere).
         assert_eq!(
-            key_value(&expr("42.5"), &[], true),
+            key_value(&expr("42.5"), &[], KeyKind::Integer),
             Some(ShardKey::Text("42.5".into()))
         );
         assert_eq!(
-            key_value(&expr("'1e400'"), &[], true),
+            key_value(&expr("'1e400'"), &[], KeyKind::Integer),
             Some(ShardKey::Text("1e400".into()))
         );
         // A text key column keeps the text.
         assert_eq!(
-            key_value(&expr("42.0"), &[], false),
+            key_value(&expr("42.0"), &[], KeyKind::Text),
             Some(ShardKey::Text("42.0".into()))
         );
         assert_eq!(
-            key_value(&expr("$1"), &[Value::Real(42.0)], true),
+            key_value(&expr("$1"), &[Value::Real(42.0)], KeyKind::Integer),
             Some(ShardKey::Int(42))
         );
+    }
+
+    #[test]
+    fn uuid_keys_are_canonical_and_text_keys_as_written() {
+        let canonical = Some(ShardKey::Text(
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".into(),
+        ));
+        for written in [
+            "'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'",
+            "'a0eebc999c0b4ef8bb6d6bb9bd380a11'",
+            "'{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}'",
+            "CAST('A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11' AS UUID)",
+        ] {
+            assert_eq!(
+                key_value(&expr(written), &[], KeyKind::Uuid),
+                canonical,
+                "{written}"
+            );
+        }
+        assert_eq!(
+            key_value(&expr("'042'"), &[], KeyKind::Text),
+            Some(ShardKey::Text("042".into()))
+        );
+        assert_eq!(
+            key_value(&expr("$1"), &[Value::Text("042".into())], KeyKind::Integer),
+            Some(ShardKey::Int(42))
+        );
+        assert_eq!(key_value(&expr("NULL"), &[], KeyKind::Integer), None);
     }
 
     #[test]
