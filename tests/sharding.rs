@@ -848,10 +848,7 @@ async fn every_key_type_places_and_routes_its_values_alike() {
             "SELECT v FROM k_int8 WHERE k = $1".to_string(),
             Some(&big as &(dyn ToSql + Sync)),
         ),
-        (
-            format!("SELECT v FROM k_uuid WHERE k = '{id}'"),
-            None,
-        ),
+        (format!("SELECT v FROM k_uuid WHERE k = '{id}'"), None),
         (
             "SELECT v FROM k_uuid WHERE k = $1".to_string(),
             Some(&id as &(dyn ToSql + Sync)),
@@ -861,6 +858,79 @@ async fn every_key_type_places_and_routes_its_values_alike() {
         let rows = client.query(&sql, &params).await.unwrap();
         assert_eq!(rows.len(), 1, "{sql}");
     }
+    drop(client);
+    server.stop().await;
+}
+
+/// Issue 10, item 10: a read over four shards runs them at once. Each shard's part sleeps a
+/// known time (`pg_sleep` once per row, one row of `t` per shard), so the test measures
+/// waiting, not CPU: four shards one after another take four times as long, at once about
+/// as long as one. Best of three rounds against the serial sum measured in the same round.
+/// A cancel interrupts every shard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scatter_gather_reads_run_their_shards_at_once() {
+    let (server, client) = issue_cluster(4).await;
+    let placement = Placement::Hash { shards: 4 };
+    let mut keys = [None; 4];
+    for key in 100..1000 {
+        let shard = placement.shard_for(&ShardKey::Int(key)).unwrap();
+        keys[shard].get_or_insert(key);
+    }
+    client.batch_execute("DELETE FROM t").await.unwrap();
+    for key in keys {
+        let key = key.expect("a key for every shard");
+        client
+            .execute("INSERT INTO t VALUES ($1, 1)", &[&(key as i32)])
+            .await
+            .unwrap();
+    }
+    let slow = "SELECT count(*) FROM t WHERE pg_sleep(0.3) IS NULL";
+    let mut best = f64::MAX;
+    for round in 0..3 {
+        let mut serial = std::time::Duration::ZERO;
+        for shard in 1..=4 {
+            let started = std::time::Instant::now();
+            let rows = text_rows(&client, &format!("/* shardgate:shard=s{shard} */ {slow}"))
+                .await
+                .unwrap();
+            serial += started.elapsed();
+            assert_eq!(rows, [[Some("1".to_string())]]);
+        }
+        let started = std::time::Instant::now();
+        let rows = text_rows(&client, slow).await.unwrap();
+        let scatter = started.elapsed();
+        assert_eq!(rows, [[Some("4".to_string())]]);
+        let ratio = scatter.as_secs_f64() / serial.as_secs_f64();
+        eprintln!(
+            "round {round}: four shards one after another {serial:?}, at once {scatter:?} ({ratio:.2})"
+        );
+        best = best.min(ratio);
+    }
+    // At once: about 0.25 of the serial sum; one after another: 1.
+    assert!(
+        best < 0.6,
+        "the scatter took {best:.2} of the serial sum: its shards did not run at once"
+    );
+    // A cancel interrupts the statement on every shard, not only the last one started.
+    let cancel = client.cancel_token();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        cancel.cancel_query(tokio_postgres::NoTls).await
+    });
+    let started = std::time::Instant::now();
+    let error = text_rows(&client, "SELECT count(*) FROM t WHERE pg_sleep(30) IS NULL")
+        .await
+        .expect_err("cancelled");
+    assert!(error.starts_with("57014: "), "{error}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "the cancel took {:?}",
+        started.elapsed()
+    );
+    canceller.await.unwrap().unwrap();
+    // Every shard's connection is free again: the next read answers at once.
+    let rows = text_rows(&client, "SELECT count(*) FROM t").await.unwrap();
+    assert_eq!(rows, [[Some("4".to_string())]]);
     drop(client);
     server.stop().await;
 }

@@ -102,24 +102,29 @@ impl ConnPool {
     }
 }
 
-/// Interrupts whatever statement a session is running right now (CancelRequest).
+/// Interrupts whatever statements a session is running right now (CancelRequest): one, or
+/// one per shard of a scatter-gather read.
 #[derive(Clone, Default)]
 pub struct Canceller {
-    running: Arc<Mutex<Option<Arc<InterruptHandle>>>>,
+    running: Arc<Mutex<Vec<Arc<InterruptHandle>>>>,
 }
 
 impl Canceller {
     pub fn cancel(&self) {
-        if let Ok(running) = self.running.lock()
-            && let Some(handle) = running.as_ref()
-        {
-            handle.interrupt();
+        if let Ok(running) = self.running.lock() {
+            running.iter().for_each(|handle| handle.interrupt());
         }
     }
 
-    fn set(&self, handle: Option<Arc<InterruptHandle>>) {
+    fn add(&self, handle: &Arc<InterruptHandle>) {
         if let Ok(mut running) = self.running.lock() {
-            *running = handle;
+            running.push(handle.clone());
+        }
+    }
+
+    fn remove(&self, handle: &Arc<InterruptHandle>) {
+        if let Ok(mut running) = self.running.lock() {
+            running.retain(|h| !Arc::ptr_eq(h, handle));
         }
     }
 }
@@ -178,7 +183,8 @@ impl Lease {
             .conn
             .take()
             .ok_or_else(|| StorageError::internal("connection lost after an earlier failure"))?;
-        canceller.set(Some(Arc::new(conn.conn.get_interrupt_handle())));
+        let interrupt = Arc::new(conn.conn.get_interrupt_handle());
+        canceller.add(&interrupt);
         let contained = move || {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
                 let result = f(&conn);
@@ -200,7 +206,7 @@ impl Lease {
                 .await
                 .unwrap_or(Err("a panic"))
         };
-        canceller.set(None);
+        canceller.remove(&interrupt);
         match joined {
             Ok((conn, result)) => {
                 self.conn = Some(conn);
