@@ -1,7 +1,10 @@
 //! Which shards a statement touches: the shard key found in the parsed statement (INSERT
 //! values, `WHERE key = ...`, `IN`, `AND`/`OR`, and for the range strategy `BETWEEN`, `<`,
-//! `>`), bound parameters included. What cannot be answered correctly across shards is refused
-//! with the reason; what cannot be narrowed goes to every shard that may hold rows.
+//! `>`), bound parameters included, normalized by the key column's type
+//! ([`ShardKey::normalize`]). What cannot be answered correctly across shards (joins whose
+//! matches may be on other shards, outer joins preserving a table that is on every shard,
+//! subqueries over sharded tables, ...) is refused with the reason; what cannot be narrowed
+//! goes to every shard that may hold rows.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
