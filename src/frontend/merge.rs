@@ -59,6 +59,7 @@ fn has_aggregate(expr: &Expr) -> Result<bool, SqlError> {
     Ok(finder.aggregate)
 }
 
+/// Whether an expression holds a subquery (scalar, IN, EXISTS).
 fn has_subquery(expr: &Expr) -> bool {
     struct Finder(bool);
     impl Visitor for Finder {

@@ -563,11 +563,15 @@ impl Sharding {
                     is_write,
                 )
             }
-            _ => {
+            body => {
                 let relations = all_relations(stmt);
+                let form = match body {
+                    SetExpr::SetOperation { .. } => "UNION, INTERSECT or EXCEPT",
+                    _ => "a parenthesized query",
+                };
                 match relations.iter().find(|t| self.keys.contains_key(*t)) {
                     Some(table) => Err(unsupported(format!(
-                        "UNION, INTERSECT or EXCEPT over sharded table {table} is not supported across shards"
+                        "{form} over sharded table {table} is not supported across shards"
                     ))),
                     None => Ok(self.unsharded_route(&relations, is_write)),
                 }
@@ -1092,6 +1096,36 @@ mod tests {
                 ),
                 "UNION, INTERSECT or EXCEPT over sharded table users is not supported across shards"
             );
+        }
+        assert_eq!(
+            refusal("(SELECT id FROM users)", false),
+            "a parenthesized query over sharded table users is not supported across shards"
+        );
+    }
+
+    #[test]
+    fn outer_joins_preserving_a_table_on_every_shard_are_refused() {
+        for sql in [
+            "SELECT 1 FROM countries c LEFT JOIN users u ON u.city = c.name",
+            "SELECT 1 FROM countries c LEFT JOIN users u ON true WHERE u.id = 1",
+            "SELECT 1 FROM users u RIGHT JOIN countries c ON u.city = c.name",
+            "SELECT 1 FROM countries c FULL JOIN users u ON u.city = c.name",
+            "SELECT 1 FROM users u FULL JOIN countries c ON u.city = c.name",
+            "SELECT 1 FROM countries c JOIN countries d ON c.code = d.code LEFT JOIN orders o ON o.status = d.code",
+        ] {
+            assert!(
+                refusal(sql, false).starts_with("an outer join preserving the rows of countries"),
+                "{sql}"
+            );
+        }
+        for sql in [
+            "SELECT 1 FROM users u LEFT JOIN countries c ON u.city = c.name",
+            "SELECT 1 FROM countries c RIGHT JOIN users u ON u.city = c.name",
+            "SELECT 1 FROM users u LEFT JOIN orders o ON o.user_id = u.id",
+            "SELECT 1 FROM users u FULL JOIN orders o ON o.user_id = u.id",
+            "SELECT 1 FROM countries c LEFT JOIN countries d ON c.code = d.code JOIN users u ON u.city = c.name",
+        ] {
+            assert!(route(sql, false).is_ok(), "{sql}");
         }
     }
 }
