@@ -602,6 +602,7 @@ async fn scatter_gather_answers_as_one_database_would_or_refuses() {
             "SELECT a, count(*) FROM t",
             "SELECT b FROM t GROUP BY b HAVING a > 1",
             "SELECT b, count(*) FROM t GROUP BY b ORDER BY a",
+            "SELECT * FROM t GROUP BY b",
         ] {
             let error = text_rows(&client, sql).await.expect_err(sql);
             assert!(
@@ -658,6 +659,14 @@ async fn scatter_gather_answers_as_one_database_would_or_refuses() {
         .expect_err("ungrouped column");
     assert!(error.starts_with("42803: "), "{error}");
     let rows = text_rows(&client, "SELECT a, b FROM t GROUP BY a ORDER BY a")
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    for sql in ["SELECT * FROM t GROUP BY b", "SELECT t.* FROM t GROUP BY b"] {
+        let error = text_rows(&client, sql).await.expect_err(sql);
+        assert!(error.starts_with("42803: "), "{sql}: {error}");
+    }
+    let rows = text_rows(&client, "SELECT * FROM t GROUP BY a")
         .await
         .unwrap();
     assert_eq!(rows.len(), 2);

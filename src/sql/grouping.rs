@@ -10,8 +10,9 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, GroupByExpr, Ident, ObjectNamePart, OrderByKind, Query, Select, SelectItem, SetExpr,
-    Statement, TableFactor, Value as SqlValue, Visit, VisitMut, Visitor, VisitorMut,
+    Expr, GroupByExpr, Ident, ObjectNamePart, OrderByKind, Query, Select, SelectItem,
+    SelectItemQualifiedWildcardKind, SetExpr, Statement, TableFactor, Value as SqlValue, Visit,
+    VisitMut, Visitor, VisitorMut,
 };
 
 use super::error::SqlError;
@@ -212,10 +213,23 @@ pub(crate) fn dependent_on_key(
     let group_keys: Vec<String> = groups.iter().map(|g| match_key(g)).collect();
     let grouped_columns: Vec<(usize, String)> =
         groups.iter().filter_map(|g| tables.resolve(g)).collect();
+    // `*` and `t.*` read every column of their tables.
+    let wildcard: Vec<Expr> = select
+        .projection
+        .iter()
+        .flat_map(|item| match item {
+            SelectItem::Wildcard(_) => tables.columns(None),
+            SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(name), _) => {
+                tables.columns(Some(&name_text(name).to_ascii_lowercase()))
+            }
+            _ => Vec::new(),
+        })
+        .collect();
     let mut allowed = Vec::new();
     let checked = items
         .iter()
         .map(|(e, _)| e)
+        .chain(wildcard.iter())
         .chain(select.having.iter())
         .chain(
             order
@@ -360,6 +374,19 @@ impl<'a> Tables<'a> {
             }
         }
         Tables(tables)
+    }
+
+    /// Every column of the tables `qualifier` names (all tables for `None`), qualified.
+    fn columns(&self, qualifier: Option<&str>) -> Vec<Expr> {
+        self.0
+            .iter()
+            .filter(|(q, _)| qualifier.is_none_or(|qualifier| qualifier == q))
+            .flat_map(|(q, table)| {
+                table.columns.iter().map(move |c| {
+                    Expr::CompoundIdentifier(vec![Ident::new(q.clone()), Ident::new(&c.name)])
+                })
+            })
+            .collect()
     }
 
     fn has_column(&self, name: &str) -> bool {
