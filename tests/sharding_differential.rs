@@ -2090,6 +2090,38 @@ async fn generated_corpus_agrees_with_one_database_or_is_refused() {
     const STATEMENTS: u64 = 3000;
     let started = std::time::Instant::now();
     let cluster = cluster("hash").await;
+    // PostgreSQL (and shardgate) fold the case of every letter ('Émile'); SQLite's own
+    // upper/lower fold ASCII only. A letter whose mapping is several characters stays.
+    let fold = |upper: bool| {
+        move |ctx: &rusqlite::functions::Context<'_>| -> rusqlite::Result<Option<String>> {
+            let text: Option<String> = ctx.get(0)?;
+            Ok(text.map(|t| {
+                t.chars()
+                    .map(|c| {
+                        let mapped: Vec<char> = if upper {
+                            c.to_uppercase().collect()
+                        } else {
+                            c.to_lowercase().collect()
+                        };
+                        match mapped.as_slice() {
+                            [single] => *single,
+                            _ => c,
+                        }
+                    })
+                    .collect()
+            }))
+        }
+    };
+    let flags = rusqlite::functions::FunctionFlags::SQLITE_UTF8
+        | rusqlite::functions::FunctionFlags::SQLITE_DETERMINISTIC;
+    cluster
+        .baseline
+        .create_scalar_function("upper", 1, flags, fold(true))
+        .expect("upper");
+    cluster
+        .baseline
+        .create_scalar_function("lower", 1, flags, fold(false))
+        .expect("lower");
     let single = common::start_config(&common::config_text(
         "trust",
         "app",

@@ -412,8 +412,46 @@ fn register_functions(
     conn.create_scalar_function("pg_backend_pid", 0, deterministic, |_| {
         Ok(std::process::id() as i64)
     })?;
+    // SQLite's upper/lower fold ASCII only; PostgreSQL's fold every letter (ILIKE uses lower).
+    conn.create_scalar_function("upper", 1, deterministic, |ctx| {
+        fold_case(ctx, str::to_ascii_uppercase, char::to_uppercase)
+    })?;
+    conn.create_scalar_function("lower", 1, deterministic, |ctx| {
+        fold_case(ctx, str::to_ascii_lowercase, char::to_lowercase)
+    })?;
+    super::checked::register(conn)?;
     conn.create_scalar_function("pg_sleep", 1, volatile, pg_sleep)?;
     Ok(())
+}
+
+/// `upper`/`lower` of any value as text (NULL stays NULL), with an ASCII fast path. Like
+/// PostgreSQL's (`towupper`/`towlower` per character), a letter whose case mapping is several
+/// characters (`ß` → `SS`) stays as it is.
+fn fold_case<M: Iterator<Item = char> + ExactSizeIterator>(
+    ctx: &rusqlite::functions::Context<'_>,
+    ascii: fn(&str) -> String,
+    map: fn(char) -> M,
+) -> rusqlite::Result<Option<String>> {
+    let text = match ctx.get_raw(0) {
+        rusqlite::types::ValueRef::Null => return Ok(None),
+        rusqlite::types::ValueRef::Integer(i) => i.to_string(),
+        rusqlite::types::ValueRef::Real(f) => f.to_string(),
+        value => String::from_utf8_lossy(value.as_bytes().unwrap_or_default()).into_owned(),
+    };
+    if text.is_ascii() {
+        return Ok(Some(ascii(&text)));
+    }
+    Ok(Some(
+        text.chars()
+            .map(|c| {
+                let mut mapped = map(c);
+                match (mapped.len(), mapped.next()) {
+                    (1, Some(single)) => single,
+                    _ => c,
+                }
+            })
+            .collect(),
+    ))
 }
 
 /// PostgreSQL's `pg_sleep(seconds)`: sleeps in short steps, so that a cancel (which
