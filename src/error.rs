@@ -43,6 +43,7 @@ impl Error {
             Error::Sql(e) => match e {
                 SqlError::Unsupported(_) => "0A000",
                 SqlError::Syntax(_) => "42601",
+                SqlError::Ungrouped(_) => "42803",
                 SqlError::InvalidParameter(_) => "22P02",
                 SqlError::InvalidBinary(_) => "22P03",
                 SqlError::DatetimeOutOfRange(_) => "22008",

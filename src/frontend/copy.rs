@@ -115,15 +115,18 @@ async fn flush(shared: &Shared, session: &Session, copy: &mut CopyInState) -> Re
                 rows.iter().for_each(|row| add(shard, row.clone()));
             }
         }
-        CopyTarget::ByKey { position } => {
+        CopyTarget::ByKey { position, kind } => {
             let Some(sharding) = &shared.router.sharding else {
                 return Err(SqlError::InvalidCopy("COPY lost its sharding".into()).into());
             };
             for row in rows {
-                let key = match row.get(*position) {
-                    Some(Value::Integer(i)) => ShardKey::Int(*i),
-                    Some(Value::Text(t)) => ShardKey::Text(t.clone()),
-                    other => {
+                let key = match row
+                    .get(*position)
+                    .and_then(|v| ShardKey::normalize(*kind, v))
+                {
+                    Some(key) => key,
+                    None => {
+                        let other = row.get(*position);
                         return Err(SqlError::InvalidCopy(format!(
                             "COPY row {} has no usable shard key ({other:?})",
                             copy.count + 1

@@ -15,11 +15,11 @@ use super::query::{Outcome, ResultColumn, result_columns};
 use super::session::{Session, SessionState, Txn, TxnState};
 use crate::error::{Error, SessionError};
 use crate::router::sharding::Route;
-use crate::router::{ReadFrom, ReadTarget};
+use crate::router::{ReadFrom, ReadTarget, Shard};
 use crate::sql::error::SqlError;
 use crate::sql::plan::{Action, Isolation, Plan};
 use crate::storage::{
-    Backend, BackendSession, ExecOutput, ExecRequest, Intent, Params, StorageError,
+    Backend, BackendSession, Canceller, ExecOutput, ExecRequest, Intent, Params, StorageError,
     StorageErrorKind,
 };
 
@@ -38,6 +38,69 @@ fn request_for(plan: &Plan, params: Vec<Value>) -> ExecRequest {
         catalog: plan.rewritten.catalog.clone(),
         changes_schema: plan.rewritten.changes_schema,
         reads_catalog: plan.reads_catalog,
+    }
+}
+
+/// The replication log position of the session's last write on `shard` (0: none).
+fn last_write(session: &Session, shard: usize) -> u64 {
+    session
+        .last_write_lsn
+        .get(shard)
+        .map_or(0, |l| l.load(Ordering::Acquire))
+}
+
+/// Runs a read outside a transaction on `target`, where its router sends it (owning what it
+/// needs, so that it can run as a task of its own). A replica whose file fails is taken out
+/// of rotation and the read is answered by the primary.
+async fn read_on(
+    target: Arc<Shard>,
+    last_write: u64,
+    read_from: ReadFrom,
+    request: ExecRequest,
+    canceller: Canceller,
+) -> Result<ExecOutput, StorageError> {
+    if let ReadTarget::Replica(replica, backend) = target.read_target(last_write, read_from) {
+        let attempt = async {
+            let mut connection = backend.session(Intent::Read, &canceller).await?;
+            connection.execute(request.clone(), &canceller).await
+        };
+        match attempt.await {
+            Ok(output) => {
+                replica.reads.fetch_add(1, Ordering::Relaxed);
+                return Ok(output);
+            }
+            Err(e) if e.kind == StorageErrorKind::Corrupt => {
+                replica.request_rebuild(format!("{}: {e}", crate::replication::READ_FAILED));
+            }
+            Err(e) if e.kind.is_file_failure() => {
+                replica.errors.fetch_add(1, Ordering::Relaxed);
+                replica.mark_unhealthy(format!("{}: {e}", crate::replication::READ_FAILED));
+            }
+            // A replica that has not applied the latest DDL yet may lack the table or
+            // column the primary has: the primary answers.
+            Err(e)
+                if matches!(
+                    e.kind,
+                    StorageErrorKind::UndefinedTable | StorageErrorKind::UndefinedColumn
+                ) && target.is_behind(&replica) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    target.primary_reads.fetch_add(1, Ordering::Relaxed);
+    let mut connection = target.primary.session(Intent::Read, &canceller).await?;
+    connection.execute(request, &canceller).await
+}
+
+/// While armed, interrupts the session's running statements when dropped: a scatter-gather
+/// read that ends early (an error, the client gone) stops its other shards' statements,
+/// which their tasks would otherwise finish.
+struct InterruptUnfinished<'a>(Option<&'a Canceller>);
+
+impl Drop for InterruptUnfinished<'_> {
+    fn drop(&mut self) {
+        if let Some(canceller) = self.0 {
+            canceller.cancel();
+        }
     }
 }
 
@@ -229,8 +292,7 @@ impl Shared {
         Ok(output)
     }
 
-    /// Runs a read outside a transaction on `shard`, where its router sends it. A replica
-    /// whose file fails is taken out of rotation and the read is answered by the primary.
+    /// Runs a read outside a transaction on `shard`, where its router sends it.
     async fn execute_read(
         &self,
         session: &Session,
@@ -238,49 +300,29 @@ impl Shared {
         read_from: ReadFrom,
         request: ExecRequest,
     ) -> Result<ExecOutput, StorageError> {
-        let target = &self.router.shards[shard];
-        let last_write = session
-            .last_write_lsn
-            .get(shard)
-            .map_or(0, |l| l.load(Ordering::Acquire));
-        if let ReadTarget::Replica(replica, backend) = target.read_target(last_write, read_from) {
-            let attempt = async {
-                let mut connection = backend.session(Intent::Read, &session.canceller).await?;
-                connection
-                    .execute(request.clone(), &session.canceller)
-                    .await
-            };
-            match attempt.await {
-                Ok(output) => {
-                    replica.reads.fetch_add(1, Ordering::Relaxed);
-                    return Ok(output);
-                }
-                Err(e) if e.kind == StorageErrorKind::Corrupt => {
-                    replica.request_rebuild(format!("{}: {e}", crate::replication::READ_FAILED));
-                }
-                Err(e) if e.kind.is_file_failure() => {
-                    replica.errors.fetch_add(1, Ordering::Relaxed);
-                    replica.mark_unhealthy(format!("{}: {e}", crate::replication::READ_FAILED));
-                }
-                // A replica that has not applied the latest DDL yet may lack the table or
-                // column the primary has: the primary answers.
-                Err(e)
-                    if matches!(
-                        e.kind,
-                        StorageErrorKind::UndefinedTable | StorageErrorKind::UndefinedColumn
-                    ) && target.is_behind(&replica) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        target.primary_reads.fetch_add(1, Ordering::Relaxed);
-        let mut connection = target
-            .primary
-            .session(Intent::Read, &session.canceller)
-            .await?;
-        connection.execute(request, &session.canceller).await
+        read_on(
+            self.shard(shard)?,
+            last_write(session, shard),
+            read_from,
+            request,
+            session.canceller.clone(),
+        )
+        .await
     }
 
-    /// A read over several shards, outside a transaction: run everywhere at once, merge.
+    fn shard(&self, shard: usize) -> Result<Arc<Shard>, StorageError> {
+        self.router
+            .shards
+            .get(shard)
+            .cloned()
+            .ok_or_else(|| StorageError::internal(format!("there is no shard {shard}")))
+    }
+
+    /// A read over several shards, outside a transaction: every shard runs at once, each as
+    /// a task of its own (a shard's statement may block its worker thread under
+    /// `block_in_place`, which would hold up the others in one task). At most one read
+    /// connection per shard of the route; the first failure, a cancel or the client going
+    /// away interrupts the shards still running.
     async fn scatter(
         &self,
         session: &Session,
@@ -290,15 +332,30 @@ impl Shared {
         params: Vec<Value>,
     ) -> Result<ExecOutput, Error> {
         let (merge, request) = self.scatter_plan(plan, params)?;
-        let runs = shards.iter().map(|&shard| {
-            let request = request.clone();
-            async move {
-                self.execute_read(session, shard, read_from, request)
-                    .await
-                    .map_err(|e| self.on_shard(shard, e))
+        let mut runs = tokio::task::JoinSet::new();
+        for (index, &shard) in shards.iter().enumerate() {
+            let run = read_on(
+                self.shard(shard)?,
+                last_write(session, shard),
+                read_from,
+                request.clone(),
+                session.canceller.clone(),
+            );
+            runs.spawn(async move { (index, run.await) });
+        }
+        let mut unfinished = InterruptUnfinished(Some(&session.canceller));
+        let mut outputs: Vec<Option<ExecOutput>> = shards.iter().map(|_| None).collect();
+        while let Some(joined) = runs.join_next().await {
+            let (index, output) =
+                joined.map_err(|e| StorageError::internal(format!("a shard read failed: {e}")))?;
+            let shard = shards.get(index).copied().unwrap_or_default();
+            let output = output.map_err(|e| self.on_shard(shard, e))?;
+            if let Some(slot) = outputs.get_mut(index) {
+                *slot = Some(output);
             }
-        });
-        let outputs = futures::future::try_join_all(runs).await?;
+        }
+        unfinished.0 = None;
+        let outputs = outputs.into_iter().flatten().collect();
         self.merge_outputs(plan, &merge, outputs).await
     }
 
@@ -308,26 +365,7 @@ impl Shared {
         plan: &Plan,
         params: Vec<Value>,
     ) -> Result<(MergePlan, ExecRequest), Error> {
-        let schema = self.backend.schema();
-        let tables: Vec<String> = plan
-            .statement
-            .as_deref()
-            .map(|stmt| {
-                let mut tables = Vec::new();
-                let _ = sqlparser::ast::visit_relations(stmt, |name| {
-                    tables.push(crate::sql::rewrite::name_text(name));
-                    std::ops::ControlFlow::<()>::Continue(())
-                });
-                tables
-            })
-            .unwrap_or_default();
-        let is_input_column = |column: &str| {
-            tables
-                .iter()
-                .filter_map(|t| schema.table(t))
-                .any(|t| t.column(column).is_some())
-        };
-        let merge = MergePlan::for_plan(plan, &params, &is_input_column)?;
+        let merge = MergePlan::for_plan(plan, &params, &self.backend.schema())?;
         let request = match &merge {
             MergePlan::Concatenate => request_for(plan, params),
             MergePlan::Staged(staged) => {

@@ -18,8 +18,9 @@ use sqlparser::ast::{
 };
 
 use crate::sql::error::SqlError;
+use crate::sql::grouping::{is_aggregate, match_key, resolve_item};
 use crate::sql::plan::Plan;
-use crate::storage::ExecOutput;
+use crate::storage::{ExecOutput, Schema};
 
 fn unsupported(reason: impl std::fmt::Display) -> SqlError {
     SqlError::Unsupported(format!("{reason} is not supported across shards"))
@@ -27,46 +28,6 @@ fn unsupported(reason: impl std::fmt::Display) -> SqlError {
 
 /// The aggregates whose shard results combine into the answer (`avg` as a sum over a count).
 const COMBINED: &[&str] = &["count", "sum", "min", "max", "avg", "total"];
-
-/// SQL aggregate functions (PostgreSQL's and SQLite's).
-const AGGREGATES: &[&str] = &[
-    "count",
-    "sum",
-    "min",
-    "max",
-    "avg",
-    "total",
-    "group_concat",
-    "string_agg",
-    "array_agg",
-    "bool_and",
-    "bool_or",
-    "every",
-    "stddev",
-    "stddev_pop",
-    "stddev_samp",
-    "variance",
-    "var_pop",
-    "var_samp",
-    "json_agg",
-    "jsonb_agg",
-    "json_group_array",
-    "json_group_object",
-];
-
-fn function_arguments(function: &sqlparser::ast::Function) -> Vec<&FunctionArg> {
-    match &function.args {
-        FunctionArguments::List(list) => list.args.iter().collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn is_aggregate(function: &sqlparser::ast::Function) -> bool {
-    let name = function.name.to_string().to_ascii_lowercase();
-    // min/max with several arguments are SQLite's scalar functions, not aggregates.
-    let scalar_min_max = (name == "min" || name == "max") && function_arguments(function).len() > 1;
-    AGGREGATES.contains(&name.as_str()) && !scalar_min_max
-}
 
 /// Whether an expression holds an aggregate (or refuses a window function).
 fn has_aggregate(expr: &Expr) -> Result<bool, SqlError> {
@@ -96,6 +57,21 @@ fn has_aggregate(expr: &Expr) -> Result<bool, SqlError> {
         return Err(unsupported("a window function over a sharded table"));
     }
     Ok(finder.aggregate)
+}
+
+/// Whether an expression holds a subquery (scalar, IN, EXISTS).
+fn has_subquery(expr: &Expr) -> bool {
+    struct Finder(bool);
+    impl Visitor for Finder {
+        type Break = ();
+        fn pre_visit_query(&mut self, _: &Query) -> std::ops::ControlFlow<()> {
+            self.0 = true;
+            std::ops::ControlFlow::Break(())
+        }
+    }
+    let mut finder = Finder(false);
+    let _ = expr.visit(&mut finder);
+    finder.0
 }
 
 /// A LIMIT or OFFSET value: a literal or a bound parameter; `None` for NULL (no limit, no
@@ -209,40 +185,6 @@ struct Lift<'a> {
     /// groups (which the shards evaluate) becomes its value.
     params: &'a [Value],
     error: Option<SqlError>,
-}
-
-/// The text an expression is matched by against GROUP BY expressions: identifiers and
-/// function names folded as PostgreSQL folds them (`City`, `city` and `"city"` are one
-/// column).
-fn match_key(expr: &Expr) -> String {
-    struct Fold;
-    fn fold(ident: &mut Ident) {
-        if ident.quote_style.is_none() {
-            ident.value = ident.value.to_ascii_lowercase();
-        }
-        ident.quote_style = Some('"');
-    }
-    impl VisitorMut for Fold {
-        type Break = ();
-        fn pre_visit_expr(&mut self, expr: &mut Expr) -> std::ops::ControlFlow<()> {
-            match expr {
-                Expr::Identifier(ident) => fold(ident),
-                Expr::CompoundIdentifier(parts) => parts.iter_mut().for_each(fold),
-                Expr::Function(function) => {
-                    for part in function.name.0.iter_mut() {
-                        if let sqlparser::ast::ObjectNamePart::Identifier(ident) = part {
-                            fold(ident);
-                        }
-                    }
-                }
-                _ => {}
-            }
-            std::ops::ControlFlow::Continue(())
-        }
-    }
-    let mut folded = expr.clone();
-    let _ = VisitMut::visit(&mut folded, &mut Fold);
-    folded.to_string()
 }
 
 /// A bound parameter's value as a literal of the final query.
@@ -408,9 +350,7 @@ impl Lift<'_> {
             .iter()
             .find(|c| !(placeholder(c, "_g") || placeholder(c, "_agg")))
         {
-            return Err(SqlError::Syntax(format!(
-                "column \"{column}\" must appear in the GROUP BY clause or be used in an aggregate function"
-            )));
+            return Err(SqlError::Ungrouped(column.clone()));
         }
         // Placeholders are replaced last to first, so `_agg1` never matches inside `_agg10`.
         let mut text = lifted.to_string();
@@ -470,26 +410,6 @@ fn select_items(projection: &[SelectItem]) -> Option<Vec<(Expr, Option<String>)>
             _ => None,
         })
         .collect()
-}
-
-/// An ORDER BY or GROUP BY term that names a select item by position or alias.
-fn resolve_item(expr: &Expr, items: &[(Expr, Option<String>)]) -> Option<usize> {
-    match expr {
-        Expr::Value(v) => match &v.value {
-            SqlValue::Number(n, _) => n
-                .parse::<usize>()
-                .ok()
-                .and_then(|i| i.checked_sub(1))
-                .filter(|i| *i < items.len()),
-            _ => None,
-        },
-        Expr::Identifier(ident) => items.iter().position(|(_, alias)| {
-            alias
-                .as_deref()
-                .is_some_and(|a| a.eq_ignore_ascii_case(&ident.value))
-        }),
-        _ => None,
-    }
 }
 
 /// An ORDER BY name that is the output name of one unaliased select item (`city` for
@@ -656,23 +576,40 @@ fn position_error(position: usize) -> SqlError {
 }
 
 impl MergePlan {
-    /// `is_input_column` says whether a bare name is a column of the query's tables (in GROUP
-    /// BY it then wins over an output alias of the same name, as in PostgreSQL).
-    pub fn for_plan(
-        plan: &Plan,
-        params: &[Value],
-        is_input_column: &dyn Fn(&str) -> bool,
-    ) -> Result<MergePlan, SqlError> {
+    /// Plans the merge of `plan`'s query over the tables of `schema`.
+    pub fn for_plan(plan: &Plan, params: &[Value], schema: &Schema) -> Result<MergePlan, SqlError> {
         let Some(Statement::Query(query)) = plan.statement.as_deref() else {
             return Ok(MergePlan::Concatenate);
         };
-        Self::for_query(query, params, is_input_column)
+        let mut tables = Vec::new();
+        let _ = sqlparser::ast::visit_relations(query.as_ref(), |name| {
+            tables.push(crate::sql::rewrite::name_text(name));
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+        let is_input_column = |column: &str| {
+            tables
+                .iter()
+                .filter_map(|t| schema.table(t))
+                .any(|t| t.column(column).is_some())
+        };
+        let dependent = match query.body.as_ref() {
+            SetExpr::Select(select) => {
+                crate::sql::grouping::dependent_on_key(select, Some(query), schema)?
+            }
+            _ => Vec::new(),
+        };
+        Self::for_query(query, params, &is_input_column, &dependent)
     }
 
+    /// `is_input_column` says whether a bare name is a column of the query's tables (in GROUP
+    /// BY it then wins over an output alias of the same name, as in PostgreSQL);
+    /// `dependent` are the columns read outside GROUP BY that their table's grouped primary
+    /// key determines: the shards group by them too.
     fn for_query(
         query: &Query,
         params: &[Value],
         is_input_column: &dyn Fn(&str) -> bool,
+        dependent: &[Expr],
     ) -> Result<MergePlan, SqlError> {
         let SetExpr::Select(select) = query.body.as_ref() else {
             return Err(unsupported("a set operation over a sharded table"));
@@ -739,7 +676,8 @@ impl MergePlan {
             ),
             Some(other) => return Err(unsupported(format!("LIMIT form {other}"))),
         };
-        let distinct = select.distinct.is_some();
+        // `SELECT ALL` keeps duplicates, as no quantifier does.
+        let distinct = matches!(select.distinct, Some(Distinct::Distinct));
         if !aggregated && order.is_empty() && limit.is_none() && offset == 0 && !distinct {
             return Ok(MergePlan::Concatenate);
         }
@@ -843,7 +781,21 @@ impl MergePlan {
         }
         let mut items = select_items(&select.projection)
             .ok_or_else(|| unsupported("* with aggregates or GROUP BY"))?;
+        // The final query re-aggregates over `_merge`; a subquery there would be lifted as if
+        // its aggregates were the outer query's.
+        if items
+            .iter()
+            .map(|(e, _)| e)
+            .chain(select.having.iter())
+            .chain(order.iter().map(|t| &t.expr))
+            .any(has_subquery)
+        {
+            return Err(unsupported(
+                "a subquery in the select list, HAVING or ORDER BY of an aggregate query",
+            ));
+        }
         let mut group_by = group_by;
+        group_by.extend(dependent.iter().cloned());
         let mut having = select.having.clone();
         let mut order_exprs: Vec<Expr> = order.iter().map(|t| t.expr.clone()).collect();
         // Over one table, `u.city` and `city` are the same column: written one way in GROUP
@@ -931,15 +883,17 @@ impl MergePlan {
             shard_items.push("1 AS _p0".into());
             columns.push("_p0".into());
         }
-        let shard_groups: Vec<&String> = groups.iter().chain(&lift.distinct_groups).collect();
-        let group_clause = if shard_groups.is_empty() {
+        // The shard query groups by the positions of its group items (which come first):
+        // a group expression that is an integer literal (`count(DISTINCT 5)`, `GROUP BY 1`
+        // resolved to the item `5`) would otherwise be read as a position itself.
+        let shard_groups = groups.len() + lift.distinct_groups.len();
+        let group_clause = if shard_groups == 0 {
             String::new()
         } else {
             format!(
                 " GROUP BY {}",
-                shard_groups
-                    .iter()
-                    .map(|g| g.as_str())
+                (1..=shard_groups)
+                    .map(|i| i.to_string())
                     .collect::<Vec<_>>()
                     .join(", ")
             )
@@ -1153,10 +1107,15 @@ mod tests {
         let Statement::Query(query) = statement else {
             panic!("not a query: {sql}");
         };
-        MergePlan::for_query(&query, params, &|name| {
-            ["id", "name", "age", "city", "score", "user_id", "total"]
-                .contains(&name.to_ascii_lowercase().as_str())
-        })
+        MergePlan::for_query(
+            &query,
+            params,
+            &|name| {
+                ["id", "name", "age", "city", "score", "user_id", "total"]
+                    .contains(&name.to_ascii_lowercase().as_str())
+            },
+            &[],
+        )
     }
 
     fn staged(sql: &str, params: &[Value]) -> Staged {
@@ -1357,7 +1316,9 @@ mod tests {
             &[],
         );
         assert!(
-            shadowing.shard_sql.ends_with("GROUP BY age"),
+            shadowing
+                .shard_sql
+                .starts_with("SELECT age AS _g0, count(*) AS _p0 FROM users GROUP BY 1"),
             "{}",
             shadowing.shard_sql
         );
@@ -1366,7 +1327,9 @@ mod tests {
             &[],
         );
         assert!(
-            alias.shard_sql.ends_with("GROUP BY age / 10"),
+            alias
+                .shard_sql
+                .starts_with("SELECT age / 10 AS _g0, count(*) AS _p0 FROM users GROUP BY 1"),
             "{}",
             alias.shard_sql
         );
@@ -1402,10 +1365,49 @@ mod tests {
     }
 
     #[test]
+    fn constant_groups_and_distinct_arguments_are_grouped_by_position() {
+        let constant = staged("SELECT count(DISTINCT 5), max(DISTINCT 3) FROM users", &[]);
+        assert!(
+            constant
+                .shard_sql
+                .ends_with("SELECT 5 AS _d0, 3 AS _d1 FROM users GROUP BY 1, 2"),
+            "{}",
+            constant.shard_sql
+        );
+        let rows = merge(
+            &constant,
+            vec![
+                output(&[None, None], vec![vec![int(5), int(3)]]),
+                output(&[None, None], vec![vec![int(5), int(3)]]),
+            ],
+        )
+        .expect("merges");
+        assert_eq!(rows, [vec![int(1), int(3)]]);
+    }
+
+    #[test]
+    fn select_all_keeps_duplicates() {
+        let all = staged("SELECT ALL age * 0 FROM users ORDER BY 1", &[]);
+        assert!(!all.distinct);
+        let rows = merge(
+            &all,
+            vec![
+                output(
+                    &[None, None],
+                    vec![vec![int(0), int(0)], vec![int(0), int(0)]],
+                ),
+                output(&[None, None], vec![vec![int(0), int(0)]]),
+            ],
+        )
+        .expect("merges");
+        assert_eq!(rows.len(), 3);
+    }
+
+    #[test]
     fn a_distinct_argument_is_not_a_group() {
         assert!(matches!(
             plan("SELECT count(DISTINCT age), age FROM users", &[]),
-            Err(SqlError::Syntax(_))
+            Err(SqlError::Ungrouped(_))
         ));
     }
 

@@ -448,16 +448,22 @@ impl Shared {
             let target = match &self.router.sharding {
                 Some(sharding) if sharding.is_reference(&table_name) => CopyTarget::Everywhere,
                 Some(sharding) => match sharding.key_of(&table_name) {
-                    Some(key) => CopyTarget::ByKey {
-                        position: names
+                    Some(key) => {
+                        let position = names
                             .iter()
                             .position(|n| n.eq_ignore_ascii_case(key))
                             .ok_or_else(|| {
                                 crate::sql::error::SqlError::Unsupported(format!(
                                     "COPY into sharded table {table_name} must include its shard key {key}"
                                 ))
-                            })?,
-                    },
+                            })?;
+                        CopyTarget::ByKey {
+                            position,
+                            kind: crate::router::placement::KeyKind::of(
+                                types.get(position).copied(),
+                            ),
+                        }
+                    }
                     None => CopyTarget::Shard(0),
                 },
                 None => CopyTarget::Shard(0),

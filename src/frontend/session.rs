@@ -330,9 +330,10 @@ pub struct CopyInState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CopyTarget {
     Shard(usize),
-    /// A sharded table: by the key at this place in each row.
+    /// A sharded table: by the key at this place in each row, of this kind.
     ByKey {
         position: usize,
+        kind: crate::router::placement::KeyKind,
     },
     /// A reference table: every shard.
     Everywhere,

@@ -23,6 +23,78 @@ impl ShardKey {
     }
 }
 
+/// How a shard key column's values are compared, which decides when two ways of writing a
+/// value are the same key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// int2/int4/int8 and numeric: `42`, `'042'`, `42.0` and `4.2e1` are the integer 42.
+    Integer,
+    /// uuid: any spelling PostgreSQL accepts is its canonical lowercase hyphenated text.
+    Uuid,
+    /// text, varchar and everything else: the text as written.
+    Text,
+}
+
+impl KeyKind {
+    pub fn of(ty: Option<crate::sql::types::PgType>) -> KeyKind {
+        use crate::sql::types::PgType;
+        match ty {
+            Some(PgType::Int2 | PgType::Int4 | PgType::Int8 | PgType::Numeric) => KeyKind::Integer,
+            Some(PgType::Uuid) => KeyKind::Uuid,
+            _ => KeyKind::Text,
+        }
+    }
+}
+
+/// The integer a decimal or integer text denotes exactly, if any.
+fn integral(text: &str) -> Option<i64> {
+    let text = text.trim();
+    if let Ok(i) = text.parse::<i64>() {
+        return Some(i);
+    }
+    let f = text.parse::<f64>().ok()?;
+    integral_float(f)
+}
+
+/// Beyond 2^53 a double no longer says which integer was written.
+fn integral_float(f: f64) -> Option<i64> {
+    (f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i64)
+}
+
+impl ShardKey {
+    /// The one normalization of a key value, wherever it comes from (a literal, a cast, a
+    /// text or binary parameter, a COPY field, a row of a split INSERT, an updated key): the
+    /// same key always lands on the same shard. `None` for a value that is no key (NULL,
+    /// a blob, a fractional number for an integer key).
+    pub fn normalize(kind: KeyKind, value: &rusqlite::types::Value) -> Option<ShardKey> {
+        use rusqlite::types::Value;
+        match (kind, value) {
+            (_, Value::Null | Value::Blob(_)) => None,
+            (KeyKind::Integer, Value::Integer(i)) => Some(ShardKey::Int(*i)),
+            (KeyKind::Integer, Value::Real(f)) => integral_float(*f).map(ShardKey::Int),
+            // Not an integer: kept as written (it matches no integer row anywhere).
+            (KeyKind::Integer, Value::Text(t)) => Some(
+                integral(t)
+                    .map(ShardKey::Int)
+                    .unwrap_or_else(|| ShardKey::Text(t.clone())),
+            ),
+            (KeyKind::Uuid, Value::Text(t)) => Some(ShardKey::Text(
+                uuid::Uuid::parse_str(t.trim())
+                    .map(|u| u.hyphenated().to_string())
+                    .unwrap_or_else(|_| t.clone()),
+            )),
+            (KeyKind::Uuid | KeyKind::Text, Value::Integer(i)) => {
+                Some(ShardKey::Text(i.to_string()))
+            }
+            // SQLite's text form of a double, as a TEXT column stores it.
+            (KeyKind::Uuid | KeyKind::Text, Value::Real(f)) => {
+                Some(ShardKey::Text(format!("{f:?}")))
+            }
+            (KeyKind::Text, Value::Text(t)) => Some(ShardKey::Text(t.clone())),
+        }
+    }
+}
+
 impl std::fmt::Display for ShardKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

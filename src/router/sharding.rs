@@ -1,7 +1,10 @@
 //! Which shards a statement touches: the shard key found in the parsed statement (INSERT
 //! values, `WHERE key = ...`, `IN`, `AND`/`OR`, and for the range strategy `BETWEEN`, `<`,
-//! `>`), bound parameters included. What cannot be answered correctly across shards is refused
-//! with the reason; what cannot be narrowed goes to every shard that may hold rows.
+//! `>`), bound parameters included, normalized by the key column's type
+//! ([`ShardKey::normalize`]). What cannot be answered correctly across shards (joins whose
+//! matches may be on other shards, outer joins preserving a table that is on every shard,
+//! subqueries over sharded tables, ...) is refused with the reason; what cannot be narrowed
+//! goes to every shard that may hold rows.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -11,7 +14,7 @@ use sqlparser::ast::{
     TableObject, TableWithJoins, UnaryOperator, Value as SqlValue, Visit, Visitor,
 };
 
-use super::placement::{Placement, PlacementError, ShardKey};
+use super::placement::{KeyKind, Placement, PlacementError, ShardKey};
 use crate::config::{ShardConfig, ShardingConfig, ShardingStrategy};
 use crate::sql::error::SqlError;
 use crate::sql::rewrite::name_text;
@@ -125,97 +128,86 @@ fn relations_below<V: Visit>(node: &V, from_depth: usize) -> Vec<String> {
     nested.relations
 }
 
-/// A literal or bound parameter as a key value.
-fn key_value(expr: &Expr, params: &[Value], integer: bool) -> Option<ShardKey> {
-    let raw = match expr {
-        Expr::Nested(inner) => return key_value(inner, params, integer),
-        Expr::Cast { expr, .. } => return key_value(expr, params, integer),
+/// A literal, cast or bound parameter as a key value of `kind`.
+fn key_value(expr: &Expr, params: &[Value], kind: KeyKind) -> Option<ShardKey> {
+    ShardKey::normalize(kind, &literal_value(expr, params)?)
+}
+
+/// The value a literal, cast or bound parameter denotes, before key normalization.
+fn literal_value(expr: &Expr, params: &[Value]) -> Option<Value> {
+    Some(match expr {
+        Expr::Nested(inner) => return literal_value(inner, params),
+        Expr::Cast { expr, .. } => return literal_value(expr, params),
         Expr::UnaryOp {
             op: UnaryOperator::Minus,
             expr,
-        } => match key_value(expr, params, integer)? {
-            ShardKey::Int(i) => return Some(ShardKey::Int(i.checked_neg()?)),
-            ShardKey::Text(t) => ShardKey::Text(format!("-{t}")),
+        } => match literal_value(expr, params)? {
+            Value::Integer(i) => Value::Integer(i.checked_neg()?),
+            Value::Real(f) => Value::Real(-f),
+            Value::Text(t) => Value::Text(format!("-{t}")),
+            _ => return None,
         },
         Expr::Value(v) => match &v.value {
             SqlValue::Number(n, _) => match n.parse::<i64>() {
-                Ok(i) => ShardKey::Int(i),
-                Err(_) => ShardKey::Text(n.clone()),
+                Ok(i) => Value::Integer(i),
+                Err(_) => Value::Text(n.clone()),
             },
             SqlValue::SingleQuotedString(s) | SqlValue::EscapedStringLiteral(s) => {
-                ShardKey::Text(s.clone())
+                Value::Text(s.clone())
             }
             SqlValue::Placeholder(p) => {
                 let index: usize = p.strip_prefix('$')?.parse().ok()?;
-                match params.get(index.checked_sub(1)?)? {
-                    Value::Integer(i) => ShardKey::Int(*i),
-                    Value::Text(t) => ShardKey::Text(t.clone()),
-                    Value::Real(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
-                        ShardKey::Int(*f as i64)
-                    }
-                    _ => return None,
-                }
+                params.get(index.checked_sub(1)?)?.clone()
             }
             _ => return None,
         },
         _ => return None,
-    };
-    // A key sent as '42', 42.0 or 4.2e1 for an integer key column is the integer 42: SQLite
-    // stores it (and compares it) as that integer.
-    Some(match raw {
-        ShardKey::Text(t) if integer => match integral(&t) {
-            Some(i) => ShardKey::Int(i),
-            None => ShardKey::Text(t),
-        },
-        other => other,
     })
-}
-
-/// The integer a decimal or integer text denotes exactly, if any.
-fn integral(text: &str) -> Option<i64> {
-    let text = text.trim();
-    if let Ok(i) = text.parse::<i64>() {
-        return Some(i);
-    }
-    let f = text.parse::<f64>().ok()?;
-    // Beyond 2^53 a double no longer says which integer was written.
-    (f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i64)
 }
 
 /// What the WHERE clause says about the shards, for the sharded tables in scope.
 struct KeyScope<'a> {
     sharding: &'a Sharding,
-    /// alias → key column of the sharded tables in the FROM list.
-    keyed: HashMap<String, String>,
-    integer_keys: bool,
+    /// alias → key column and its kind, of the sharded tables in the FROM list.
+    keyed: HashMap<String, (String, KeyKind)>,
     params: &'a [Value],
 }
 
 impl KeyScope<'_> {
-    fn is_key(&self, expr: &Expr) -> bool {
+    /// The kind of the shard key `expr` names, if it names one.
+    fn key_kind(&self, expr: &Expr) -> Option<KeyKind> {
         match expr {
-            Expr::Nested(inner) => self.is_key(inner),
+            Expr::Nested(inner) => self.key_kind(inner),
             Expr::Identifier(ident) => {
                 let column = ident.value.to_ascii_lowercase();
-                self.keyed.values().any(|key| *key == column)
+                self.keyed
+                    .values()
+                    .find(|(key, _)| *key == column)
+                    .map(|(_, kind)| *kind)
             }
             Expr::CompoundIdentifier(parts) => match parts.as_slice() {
                 [.., table, column] => self
                     .keyed
                     .get(&table.value.to_ascii_lowercase())
-                    .is_some_and(|key| key.eq_ignore_ascii_case(&column.value)),
-                _ => false,
+                    .filter(|(key, _)| key.eq_ignore_ascii_case(&column.value))
+                    .map(|(_, kind)| *kind),
+                _ => None,
             },
-            _ => false,
+            _ => None,
         }
     }
 
-    fn value(&self, expr: &Expr) -> Option<ShardKey> {
-        key_value(expr, self.params, self.integer_keys)
+    fn is_key(&self, expr: &Expr) -> bool {
+        self.key_kind(expr).is_some()
     }
 
-    fn shard_of(&self, expr: &Expr) -> Result<Option<BTreeSet<usize>>, SqlError> {
-        let key = match self.value(expr) {
+    /// `expr` as a value of the key `key` names.
+    fn value(&self, key: &Expr, expr: &Expr) -> Option<ShardKey> {
+        key_value(expr, self.params, self.key_kind(key)?)
+    }
+
+    fn shard_of(&self, key: &Expr, expr: &Expr) -> Result<Option<BTreeSet<usize>>, SqlError> {
+        let key = match self.value(key, expr) {
             Some(key) => key,
             None => return Ok(None),
         };
@@ -227,8 +219,8 @@ impl KeyScope<'_> {
         }
     }
 
-    fn bound(&self, expr: &Expr) -> Option<i64> {
-        match self.value(expr)? {
+    fn bound(&self, key: &Expr, expr: &Expr) -> Option<i64> {
+        match self.value(key, expr)? {
             ShardKey::Int(i) => Some(i),
             ShardKey::Text(_) => None,
         }
@@ -258,20 +250,20 @@ impl KeyScope<'_> {
                     (Some(a), Some(b)) => Some(a.union(&b).copied().collect()),
                     _ => None,
                 },
-                BinaryOperator::Eq if self.is_key(left) => self.shard_of(right)?,
-                BinaryOperator::Eq if self.is_key(right) => self.shard_of(left)?,
+                BinaryOperator::Eq if self.is_key(left) => self.shard_of(left, right)?,
+                BinaryOperator::Eq if self.is_key(right) => self.shard_of(right, left)?,
                 BinaryOperator::Gt | BinaryOperator::GtEq if self.is_key(left) => self
-                    .bound(right)
+                    .bound(left, right)
                     .and_then(|low| self.range(Some(low), None)),
                 BinaryOperator::Lt | BinaryOperator::LtEq if self.is_key(left) => self
-                    .bound(right)
+                    .bound(left, right)
                     .and_then(|high| self.range(None, Some(high))),
                 BinaryOperator::Gt | BinaryOperator::GtEq if self.is_key(right) => self
-                    .bound(left)
+                    .bound(right, left)
                     .and_then(|high| self.range(None, Some(high))),
-                BinaryOperator::Lt | BinaryOperator::LtEq if self.is_key(right) => {
-                    self.bound(left).and_then(|low| self.range(Some(low), None))
-                }
+                BinaryOperator::Lt | BinaryOperator::LtEq if self.is_key(right) => self
+                    .bound(right, left)
+                    .and_then(|low| self.range(Some(low), None)),
                 _ => None,
             },
             Expr::In {
@@ -282,7 +274,7 @@ impl KeyScope<'_> {
             } if self.is_key(expr) => {
                 let mut all = BTreeSet::new();
                 for item in list {
-                    match self.shard_of(item)? {
+                    match self.shard_of(expr, item)? {
                         Some(shards) => all.extend(shards),
                         None => return Ok(None),
                     }
@@ -294,7 +286,7 @@ impl KeyScope<'_> {
                 negated: false,
                 low,
                 high,
-            } if self.is_key(expr) => match (self.bound(low), self.bound(high)) {
+            } if self.is_key(expr) => match (self.bound(expr, low), self.bound(expr, high)) {
                 (Some(low), Some(high)) => self.range(Some(low), Some(high)),
                 _ => None,
             },
@@ -350,10 +342,9 @@ impl Sharding {
         (0..self.shard_names.len()).collect()
     }
 
-    fn integer_key(schema: &Schema, table: &str, key: &str) -> bool {
-        schema
-            .column_type(table, key)
-            .is_some_and(|t| t.pg.integer_range().is_some())
+    /// The kind of `table`'s shard key `key`, from its declared type.
+    pub fn key_kind(schema: &Schema, table: &str, key: &str) -> KeyKind {
+        KeyKind::of(schema.column_type(table, key).map(|t| t.pg))
     }
 
     fn names(&self, shards: &BTreeSet<usize>) -> String {
@@ -498,12 +489,12 @@ impl Sharding {
                 "INSERT ... SELECT into sharded table {table} is not supported across shards"
             )));
         };
-        let integer = Self::integer_key(schema, &table, key);
+        let kind = Self::key_kind(schema, &table, key);
         let mut by_shard: Vec<(usize, Vec<usize>)> = Vec::new();
         for (row_index, row) in values.rows.iter().enumerate() {
             let value = row
                 .get(position)
-                .and_then(|e| key_value(e, params, integer))
+                .and_then(|e| key_value(e, params, kind))
                 .ok_or_else(missing_key)?;
             let shard = self
                 .placement
@@ -554,6 +545,7 @@ impl Sharding {
                         "a derived table or table function beside a sharded table is not supported across shards",
                     ));
                 }
+                self.check_outer_joins(&select.from)?;
                 if query.with.is_some() {
                     let relations = all_relations(stmt);
                     if let Some(table) = relations.iter().find(|t| self.keys.contains_key(*t)) {
@@ -571,16 +563,77 @@ impl Sharding {
                     is_write,
                 )
             }
-            _ => {
+            body => {
                 let relations = all_relations(stmt);
+                let form = match body {
+                    SetExpr::SetOperation { .. } => "UNION, INTERSECT or EXCEPT",
+                    _ => "a parenthesized query",
+                };
                 match relations.iter().find(|t| self.keys.contains_key(*t)) {
                     Some(table) => Err(unsupported(format!(
-                        "UNION, INTERSECT or EXCEPT over sharded table {table} is not supported across shards"
+                        "{form} over sharded table {table} is not supported across shards"
                     ))),
                     None => Ok(self.unsharded_route(&relations, is_write)),
                 }
             }
         }
+    }
+
+    /// An outer join preserves the rows of one side; when that side holds no sharded table
+    /// its rows are on every shard, and every shard would add them (NULL-extended) again.
+    /// Joins of a sharded side with a reference table, or of co-located sharded tables, find
+    /// all their matches on one shard.
+    fn check_outer_joins(&self, from: &[TableWithJoins]) -> Result<(), SqlError> {
+        if self.shard_names.len() < 2 {
+            return Ok(());
+        }
+        let table_of = |factor: &TableFactor| match factor {
+            TableFactor::Table { name, .. } => Some(lower_name(name)),
+            _ => None,
+        };
+        let is_sharded =
+            |factor: &TableFactor| table_of(factor).is_some_and(|t| self.keys.contains_key(&t));
+        for item in from {
+            let mut left: Vec<String> = table_of(&item.relation).into_iter().collect();
+            let mut left_sharded = is_sharded(&item.relation);
+            for join in &item.joins {
+                let right_sharded = is_sharded(&join.relation);
+                let right = table_of(&join.relation).unwrap_or_default();
+                let refused = |preserved: &str| {
+                    Err(unsupported(format!(
+                        "an outer join preserving the rows of {preserved}, which is not sharded, is not supported beside a sharded table across shards (every shard would add those rows)"
+                    )))
+                };
+                use sqlparser::ast::JoinOperator as Op;
+                match &join.join_operator {
+                    Op::Join(_) | Op::Inner(_) | Op::CrossJoin(_) | Op::StraightJoin(_) => {}
+                    Op::Left(_) | Op::LeftOuter(_) if !left_sharded && right_sharded => {
+                        return refused(&left.join(", "));
+                    }
+                    Op::Right(_) | Op::RightOuter(_) if left_sharded && !right_sharded => {
+                        return refused(&right);
+                    }
+                    Op::FullOuter(_) if left_sharded && !right_sharded => return refused(&right),
+                    Op::FullOuter(_) if !left_sharded && right_sharded => {
+                        return refused(&left.join(", "));
+                    }
+                    Op::Left(_)
+                    | Op::LeftOuter(_)
+                    | Op::Right(_)
+                    | Op::RightOuter(_)
+                    | Op::FullOuter(_) => {}
+                    _ if left_sharded || right_sharded => {
+                        return Err(unsupported(
+                            "a SEMI, ANTI, APPLY, ASOF or ARRAY join beside a sharded table is not supported across shards",
+                        ));
+                    }
+                    _ => {}
+                }
+                left.push(right);
+                left_sharded |= right_sharded;
+            }
+        }
+        Ok(())
     }
 
     /// A write to `targets`, none of them sharded, reading `reads`: on every shard when it
@@ -676,11 +729,12 @@ impl Sharding {
             sharding: self,
             keyed: sharded
                 .iter()
-                .map(|(t, alias)| (alias.clone(), self.keys[t].clone()))
+                .map(|(t, alias)| {
+                    let key = self.keys[t].clone();
+                    let kind = Self::key_kind(schema, t, &key);
+                    (alias.clone(), (key, kind))
+                })
                 .collect(),
-            integer_keys: sharded
-                .iter()
-                .all(|(t, _)| Self::integer_key(schema, t, &self.keys[t])),
             params,
         };
         let shards = match selection {
@@ -799,8 +853,8 @@ impl Sharding {
             if !lower_name(column).eq_ignore_ascii_case(key) {
                 continue;
             }
-            let integer = Self::integer_key(schema, table, key);
-            let new_shard = key_value(&assignment.value, params, integer)
+            let kind = Self::key_kind(schema, table, key);
+            let new_shard = key_value(&assignment.value, params, kind)
                 .and_then(|k| self.placement.shard_for(&k).ok());
             match (route, new_shard) {
                 (Route::One(current), Some(new)) if *current == new => {}
@@ -889,33 +943,61 @@ mod tests {
             "CAST(42.0 AS INT)",
         ] {
             assert_eq!(
-                key_value(&expr(written), &[], true),
+                key_value(&expr(written), &[], KeyKind::Integer),
                 Some(ShardKey::Int(42)),
                 "{written}"
             );
         }
         assert_eq!(
-            key_value(&expr("-42.0"), &[], true),
+            key_value(&expr("-42.0"), &[], KeyKind::Integer),
             Some(ShardKey::Int(-42))
         );
         // Not an integer: kept as written (it matches no integer row anywhere).
         assert_eq!(
-            key_value(&expr("42.5"), &[], true),
+            key_value(&expr("42.5"), &[], KeyKind::Integer),
             Some(ShardKey::Text("42.5".into()))
         );
         assert_eq!(
-            key_value(&expr("'1e400'"), &[], true),
+            key_value(&expr("'1e400'"), &[], KeyKind::Integer),
             Some(ShardKey::Text("1e400".into()))
         );
         // A text key column keeps the text.
         assert_eq!(
-            key_value(&expr("42.0"), &[], false),
+            key_value(&expr("42.0"), &[], KeyKind::Text),
             Some(ShardKey::Text("42.0".into()))
         );
         assert_eq!(
-            key_value(&expr("$1"), &[Value::Real(42.0)], true),
+            key_value(&expr("$1"), &[Value::Real(42.0)], KeyKind::Integer),
             Some(ShardKey::Int(42))
         );
+    }
+
+    #[test]
+    fn uuid_keys_are_canonical_and_text_keys_as_written() {
+        let canonical = Some(ShardKey::Text(
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".into(),
+        ));
+        for written in [
+            "'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'",
+            "'a0eebc999c0b4ef8bb6d6bb9bd380a11'",
+            "'{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}'",
+            "CAST('A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11' AS UUID)",
+        ] {
+            assert_eq!(
+                key_value(&expr(written), &[], KeyKind::Uuid),
+                canonical,
+                "{written}"
+            );
+        }
+        assert_eq!(
+            key_value(&expr("'042'"), &[], KeyKind::Text),
+            Some(ShardKey::Text("042".into()))
+        );
+        assert_eq!(
+            key_value(&expr("$1"), &[Value::Text("042".into())], KeyKind::Integer),
+            Some(ShardKey::Int(42))
+        );
+        assert_eq!(key_value(&expr("NULL"), &[], KeyKind::Integer), None);
     }
 
     #[test]
@@ -1014,6 +1096,36 @@ mod tests {
                 ),
                 "UNION, INTERSECT or EXCEPT over sharded table users is not supported across shards"
             );
+        }
+        assert_eq!(
+            refusal("(SELECT id FROM users)", false),
+            "a parenthesized query over sharded table users is not supported across shards"
+        );
+    }
+
+    #[test]
+    fn outer_joins_preserving_a_table_on_every_shard_are_refused() {
+        for sql in [
+            "SELECT 1 FROM countries c LEFT JOIN users u ON u.city = c.name",
+            "SELECT 1 FROM countries c LEFT JOIN users u ON true WHERE u.id = 1",
+            "SELECT 1 FROM users u RIGHT JOIN countries c ON u.city = c.name",
+            "SELECT 1 FROM countries c FULL JOIN users u ON u.city = c.name",
+            "SELECT 1 FROM users u FULL JOIN countries c ON u.city = c.name",
+            "SELECT 1 FROM countries c JOIN countries d ON c.code = d.code LEFT JOIN orders o ON o.status = d.code",
+        ] {
+            assert!(
+                refusal(sql, false).starts_with("an outer join preserving the rows of countries"),
+                "{sql}"
+            );
+        }
+        for sql in [
+            "SELECT 1 FROM users u LEFT JOIN countries c ON u.city = c.name",
+            "SELECT 1 FROM countries c RIGHT JOIN users u ON u.city = c.name",
+            "SELECT 1 FROM users u LEFT JOIN orders o ON o.user_id = u.id",
+            "SELECT 1 FROM users u FULL JOIN orders o ON o.user_id = u.id",
+            "SELECT 1 FROM countries c LEFT JOIN countries d ON c.code = d.code JOIN users u ON u.city = c.name",
+        ] {
+            assert!(route(sql, false).is_ok(), "{sql}");
         }
     }
 }

@@ -7,6 +7,11 @@ pub enum SqlError {
     Unsupported(String),
     #[error("{0}")]
     Syntax(String),
+    /// A column outside GROUP BY and outside every aggregate of a grouped query.
+    #[error(
+        "column \"{0}\" must appear in the GROUP BY clause or be used in an aggregate function"
+    )]
+    Ungrouped(String),
     /// A parameter value that does not decode as its type.
     #[error("{0}")]
     InvalidParameter(String),

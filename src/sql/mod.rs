@@ -3,6 +3,7 @@
 pub mod catalog_rewrite;
 pub mod copy;
 pub mod error;
+pub(crate) mod grouping;
 pub mod infer;
 pub mod plan;
 pub mod rewrite;

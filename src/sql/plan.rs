@@ -633,6 +633,9 @@ fn plan_statement(stmt: Statement, schema: &Schema) -> Plan {
     if catalog {
         super::catalog_rewrite::rewrite_catalog_query(&mut stmt);
     }
+    if let Err(error) = super::grouping::check_statement(&stmt, schema) {
+        return Plan::refuse(error);
+    }
     if let Err(error) = name_insert_columns(&mut stmt, schema) {
         return Plan::refuse(error);
     }

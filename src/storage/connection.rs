@@ -420,6 +420,7 @@ fn register_functions(
         fold_case(ctx, str::to_ascii_lowercase, char::to_lowercase)
     })?;
     super::checked::register(conn)?;
+    conn.create_scalar_function("pg_sleep", 1, volatile, pg_sleep)?;
     Ok(())
 }
 
@@ -451,4 +452,33 @@ fn fold_case<M: Iterator<Item = char> + ExactSizeIterator>(
             })
             .collect(),
     ))
+}
+
+/// PostgreSQL's `pg_sleep(seconds)`: sleeps in short steps, so that a cancel (which
+/// interrupts the connection) or shutdown ends it as it ends any statement.
+fn pg_sleep(ctx: &rusqlite::functions::Context<'_>) -> rusqlite::Result<rusqlite::types::Null> {
+    const STEP: std::time::Duration = std::time::Duration::from_millis(10);
+    let seconds = ctx.get::<Option<f64>>(0)?.unwrap_or(0.0);
+    let length = std::time::Duration::try_from_secs_f64(seconds.max(0.0))
+        .unwrap_or(std::time::Duration::MAX);
+    // A length beyond any deadline sleeps until interrupted.
+    let deadline = std::time::Instant::now().checked_add(length);
+    loop {
+        // SAFETY: the handle is this call's own connection, read during the call only.
+        let interrupted =
+            unsafe { rusqlite::ffi::sqlite3_is_interrupted(ctx.get_connection()?.handle()) != 0 };
+        if interrupted {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_INTERRUPT),
+                None,
+            ));
+        }
+        let left = deadline.map_or(STEP, |d| {
+            d.saturating_duration_since(std::time::Instant::now())
+        });
+        if left.is_zero() {
+            return Ok(rusqlite::types::Null);
+        }
+        std::thread::sleep(left.min(STEP));
+    }
 }

@@ -117,8 +117,9 @@ impl ConnPool {
 }
 
 /// A session's hold on what it is doing right now: a CancelRequest interrupts its running
-/// statement or ends its wait for a connection (57014), shutdown ends the wait (57P01), and
-/// its `lock_timeout` bounds the wait (55P03).
+/// statements (one, or one per shard of a scatter-gather read) or ends its wait for a
+/// connection (57014), shutdown ends the wait (57P01), and its `lock_timeout` bounds the wait
+/// (55P03).
 #[derive(Clone, Default)]
 pub struct Canceller {
     inner: Arc<CancelState>,
@@ -126,7 +127,7 @@ pub struct Canceller {
 
 #[derive(Default)]
 struct CancelState {
-    running: Mutex<Option<Arc<InterruptHandle>>>,
+    running: Mutex<Vec<Arc<InterruptHandle>>>,
     /// Wakes a wait for a connection.
     wake: Notify,
     /// Shutdown began: waits end at once, and no new one starts.
@@ -164,10 +165,8 @@ impl Canceller {
 
     /// CancelRequest: like PostgreSQL, it affects only what runs or waits right now.
     pub fn cancel(&self) {
-        if let Ok(running) = self.inner.running.lock()
-            && let Some(handle) = running.as_ref()
-        {
-            handle.interrupt();
+        if let Ok(running) = self.inner.running.lock() {
+            running.iter().for_each(|handle| handle.interrupt());
         }
         self.inner.wake.notify_waiters();
     }
@@ -178,9 +177,15 @@ impl Canceller {
         self.inner.wake.notify_waiters();
     }
 
-    fn set(&self, handle: Option<Arc<InterruptHandle>>) {
+    fn add(&self, handle: &Arc<InterruptHandle>) {
         if let Ok(mut running) = self.inner.running.lock() {
-            *running = handle;
+            running.push(handle.clone());
+        }
+    }
+
+    fn remove(&self, handle: &Arc<InterruptHandle>) {
+        if let Ok(mut running) = self.inner.running.lock() {
+            running.retain(|h| !Arc::ptr_eq(h, handle));
         }
     }
 
@@ -294,7 +299,8 @@ impl Lease {
             .conn
             .take()
             .ok_or_else(|| StorageError::internal("connection lost after an earlier failure"))?;
-        canceller.set(Some(Arc::new(conn.conn.get_interrupt_handle())));
+        let interrupt = Arc::new(conn.conn.get_interrupt_handle());
+        canceller.add(&interrupt);
         let contained = move || {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
                 let result = f(&conn);
@@ -316,7 +322,7 @@ impl Lease {
                 .await
                 .unwrap_or(Err("a panic"))
         };
-        canceller.set(None);
+        canceller.remove(&interrupt);
         match joined {
             Ok((conn, result)) => {
                 self.conn = Some(conn);

@@ -77,6 +77,8 @@ pub struct ColumnInfo {
     pub name: String,
     pub ty: TypeWithMod,
     pub not_null: bool,
+    /// Part of the table's declared primary key.
+    pub primary_key: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,18 +154,19 @@ impl Schema {
         let mut tables = HashMap::new();
         for name in names {
             let mut stmt =
-                conn.prepare("SELECT name, type, \"notnull\" FROM pragma_table_info(?1)")?;
+                conn.prepare("SELECT name, type, \"notnull\", pk > 0 FROM pragma_table_info(?1)")?;
             let rows = stmt.query_map([&name], |row| {
                 Ok((
                     row.get::<_, String>(0)?,
                     row.get::<_, String>(1)?,
                     row.get::<_, bool>(2)?,
+                    row.get::<_, bool>(3)?,
                 ))
             })?;
             let mut columns = Vec::new();
             let lower = name.to_ascii_lowercase();
             for row in rows {
-                let (column, decl, not_null) = row?;
+                let (column, decl, not_null, primary_key) = row?;
                 let ty = declared
                     .get(&(lower.clone(), column.to_ascii_lowercase()))
                     .copied()
@@ -172,6 +175,7 @@ impl Schema {
                     name: column,
                     ty,
                     not_null,
+                    primary_key,
                 });
             }
             tables.insert(lower, Arc::new(TableInfo { name, columns }));
