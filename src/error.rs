@@ -41,6 +41,7 @@ impl Error {
                 SqlError::Syntax(_) => "42601",
                 SqlError::InvalidParameter(_) => "22P02",
                 SqlError::OutOfRange(_) => "22003",
+                SqlError::InvalidSettingValue(_) => "22023",
                 SqlError::UnknownSetting(_) => "42704",
                 SqlError::InvalidCopy(_) => "22P04",
             },

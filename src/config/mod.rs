@@ -108,6 +108,8 @@ struct RawReplication {
     health_check_interval: Option<String>,
     log_retention: Option<u64>,
     apply_delay: Option<String>,
+    read_consistency: Option<ReadConsistency>,
+    read_wait: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -290,7 +292,8 @@ pub enum ReplicationMode {
     Asynchronous,
     /// Once `min_acks` replicas applied it, or after `ack_timeout` (counted as degraded).
     SemiSynchronous,
-    /// Once every healthy replica applied it.
+    /// Once every replica in the rotation applied it; one that has not within `ack_timeout`
+    /// leaves the rotation until it catches up.
     Synchronous,
 }
 
@@ -303,6 +306,48 @@ impl fmt::Display for ReplicationMode {
         })
     }
 }
+
+/// What an autocommit read on a replicated shard must see (`[replication] read_consistency`,
+/// `SET shardgate.read_consistency`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadConsistency {
+    /// Every write acknowledged to any client before the read arrived.
+    Strong,
+    /// The session's own writes (read-your-writes).
+    Session,
+    /// Whatever a healthy replica within `max_lag` holds.
+    Eventual,
+}
+
+impl ReadConsistency {
+    pub const SETTING: &'static str = "shardgate.read_consistency";
+    pub const ALL: [ReadConsistency; 3] = [
+        ReadConsistency::Strong,
+        ReadConsistency::Session,
+        ReadConsistency::Eventual,
+    ];
+
+    pub fn parse(value: &str) -> Option<ReadConsistency> {
+        ReadConsistency::ALL
+            .into_iter()
+            .find(|level| level.to_string().eq_ignore_ascii_case(value.trim()))
+    }
+}
+
+impl fmt::Display for ReadConsistency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ReadConsistency::Strong => "strong",
+            ReadConsistency::Session => "session",
+            ReadConsistency::Eventual => "eventual",
+        })
+    }
+}
+
+/// Long enough for a replica to apply a write acknowledged a moment ago, short enough that a
+/// read falls back to the primary quickly when none has.
+const DEFAULT_READ_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
 
 #[derive(Debug, Clone)]
 pub struct ReplicationConfig {
@@ -317,6 +362,11 @@ pub struct ReplicationConfig {
     pub log_retention: u64,
     /// A pause before each batch a replica applies: for tests and demonstrations of lag.
     pub apply_delay: std::time::Duration,
+    /// The default of `SET shardgate.read_consistency`.
+    pub read_consistency: ReadConsistency,
+    /// How long a `strong` read waits for a replica to apply what was acknowledged before it
+    /// goes to the primary.
+    pub read_wait: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -402,8 +452,15 @@ impl Config {
         out.push_str(&format!("users             {}\n", users.join(", ")));
         let r = &self.replication;
         out.push_str(&format!(
-            "replication       mode={} min_acks={} ack_timeout={:?} max_lag={:?} health_check_interval={:?} log_retention={}\n",
-            r.mode, r.min_acks, r.ack_timeout, r.max_lag, r.health_check_interval, r.log_retention
+            "replication       mode={} min_acks={} ack_timeout={:?} max_lag={:?} health_check_interval={:?} log_retention={} read_consistency={} read_wait={:?}\n",
+            r.mode,
+            r.min_acks,
+            r.ack_timeout,
+            r.max_lag,
+            r.health_check_interval,
+            r.log_retention,
+            r.read_consistency,
+            r.read_wait
         ));
         if let Some(sharding) = &self.sharding {
             let tables: Vec<String> = sharding
@@ -545,6 +602,14 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigError
             raw.replication.apply_delay.as_deref(),
             0,
         ),
+        read_consistency: raw
+            .replication
+            .read_consistency
+            .unwrap_or(ReadConsistency::Strong),
+        read_wait: match raw.replication.read_wait.as_deref() {
+            None => DEFAULT_READ_WAIT,
+            text => duration("replication.read_wait", text, 0),
+        },
     };
     if replication.health_check_interval.is_zero() {
         problem(

@@ -11,9 +11,10 @@ use super::Shared;
 use super::merge::MergePlan;
 use super::query::{Outcome, ResultColumn, result_columns};
 use super::session::{Session, SessionState, Txn, TxnState};
+use crate::config::ReadConsistency;
 use crate::error::Error;
 use crate::router::sharding::Route;
-use crate::router::{ReadFrom, ReadTarget};
+use crate::router::{ReadFrom, ReadPolicy, ReadTarget};
 use crate::sql::error::SqlError;
 use crate::sql::plan::{Action, Plan};
 use crate::storage::{
@@ -77,15 +78,29 @@ impl Shared {
         }
     }
 
-    fn read_from(plan: &Plan, state: &SessionState) -> ReadFrom {
-        if plan.primary_hint {
-            return ReadFrom::Primary;
-        }
+    /// The session's `read_consistency`: what it SET, else the configured default.
+    pub(super) fn read_consistency(&self, state: &SessionState) -> ReadConsistency {
         state
             .settings
-            .get(ReadFrom::SETTING)
-            .and_then(ReadFrom::parse)
-            .unwrap_or(ReadFrom::Auto)
+            .get(ReadConsistency::SETTING)
+            .and_then(ReadConsistency::parse)
+            .unwrap_or(self.config.replication.read_consistency)
+    }
+
+    fn read_policy(&self, plan: &Plan, state: &SessionState) -> ReadPolicy {
+        let from = if plan.primary_hint {
+            ReadFrom::Primary
+        } else {
+            state
+                .settings
+                .get(ReadFrom::SETTING)
+                .and_then(ReadFrom::parse)
+                .unwrap_or(ReadFrom::Auto)
+        };
+        ReadPolicy {
+            from,
+            consistency: self.read_consistency(state),
+        }
     }
 
     /// The shard a hint names (comment first, then the session setting).
@@ -151,23 +166,24 @@ impl Shared {
             .into());
         }
         let route = self.route(plan, &params, state)?;
-        let read_from = Self::read_from(plan, state);
+        let read_policy = self.read_policy(plan, state);
         let result = match (&mut state.txn, route) {
             (TxnState::Active(txn), route) => {
+                txn.read_policy = read_policy;
                 self.execute_in_txn(session, txn, plan, params, route).await
             }
             (_, Route::One(shard)) => {
-                self.execute_on_shard(session, shard, read_from, plan, params)
+                self.execute_on_shard(session, shard, read_policy, plan, params)
                     .await
             }
             (_, route) if plan.is_write => self.execute_across(session, plan, params, route).await,
             (_, Route::Many(shards)) => {
-                self.scatter(session, &shards, read_from, plan, params)
+                self.scatter(session, &shards, read_policy, plan, params)
                     .await
             }
             (_, Route::Everywhere(shards)) => {
                 let any = shards.first().copied().unwrap_or(0);
-                self.execute_on_shard(session, any, read_from, plan, params)
+                self.execute_on_shard(session, any, read_policy, plan, params)
                     .await
             }
             (_, Route::Split(_)) => {
@@ -208,7 +224,7 @@ impl Shared {
         &self,
         session: &Session,
         shard: usize,
-        read_from: ReadFrom,
+        read_policy: ReadPolicy,
         plan: &Plan,
         params: Vec<Value>,
     ) -> Result<ExecOutput, Error> {
@@ -218,7 +234,7 @@ impl Shared {
         // refuses: catalog reads use the writer.
         if !(plan.is_write || plan.reads_catalog) {
             return Ok(self
-                .execute_read(session, shard, read_from, request)
+                .execute_read(session, shard, read_policy, request)
                 .await?);
         }
         if plan.is_write {
@@ -239,7 +255,7 @@ impl Shared {
         &self,
         session: &Session,
         shard: usize,
-        read_from: ReadFrom,
+        read_policy: ReadPolicy,
         request: ExecRequest,
     ) -> Result<ExecOutput, StorageError> {
         let target = &self.router.shards[shard];
@@ -247,7 +263,9 @@ impl Shared {
             .last_write_lsn
             .get(shard)
             .map_or(0, |l| l.load(Ordering::Acquire));
-        if let ReadTarget::Replica(replica, backend) = target.read_target(last_write, read_from) {
+        if let ReadTarget::Replica(replica, backend) =
+            target.read_target(read_policy, last_write).await
+        {
             let attempt = async {
                 let mut connection = backend.session(Intent::Read).await?;
                 connection
@@ -256,7 +274,7 @@ impl Shared {
             };
             match attempt.await {
                 Ok(output) => {
-                    replica.reads.fetch_add(1, Ordering::Relaxed);
+                    replica.reads.record(read_policy.consistency);
                     return Ok(output);
                 }
                 Err(e) if e.kind == StorageErrorKind::Corrupt => {
@@ -276,7 +294,7 @@ impl Shared {
                 Err(e) => return Err(e),
             }
         }
-        target.primary_reads.fetch_add(1, Ordering::Relaxed);
+        target.primary_reads.record(read_policy.consistency);
         let mut connection = target.primary.session(Intent::Read).await?;
         connection.execute(request, &session.canceller).await
     }
@@ -286,7 +304,7 @@ impl Shared {
         &self,
         session: &Session,
         shards: &[usize],
-        read_from: ReadFrom,
+        read_policy: ReadPolicy,
         plan: &Plan,
         params: Vec<Value>,
     ) -> Result<ExecOutput, Error> {
@@ -294,7 +312,7 @@ impl Shared {
         let runs = shards.iter().map(|&shard| {
             let request = request.clone();
             async move {
-                self.execute_read(session, shard, read_from, request)
+                self.execute_read(session, shard, read_policy, request)
                     .await
                     .map_err(|e| self.on_shard(shard, e))
             }
@@ -460,12 +478,16 @@ impl Shared {
                         .last_write_lsn
                         .get(shard)
                         .map_or(0, |l| l.load(Ordering::Acquire));
-                    match target.read_target(last_write, ReadFrom::Auto) {
+                    let consistency = txn.read_policy.consistency;
+                    match target.read_target(txn.read_policy, last_write).await {
                         ReadTarget::Replica(replica, backend) => {
-                            replica.reads.fetch_add(1, Ordering::Relaxed);
+                            replica.reads.record(consistency);
                             backend.session(Intent::Read).await?
                         }
-                        ReadTarget::Primary => target.primary.session(Intent::Read).await?,
+                        ReadTarget::Primary => {
+                            target.primary_reads.record(consistency);
+                            target.primary.session(Intent::Read).await?
+                        }
                     }
                 } else {
                     target.primary.session(Intent::Write).await?

@@ -27,6 +27,7 @@ use super::Shared;
 use super::session::{CopyTarget, REPORTED, Session, SessionState, Txn, TxnState};
 use super::status::{REPLICAS_STATUS, SHARDS_STATUS};
 use super::values::{encode_field, from_binary, from_text};
+use crate::config::ReadConsistency;
 use crate::error::{Error, SessionError};
 use crate::router::ReadFrom;
 use crate::sql::copy::CopySource;
@@ -228,6 +229,17 @@ impl Shared {
                         ))
                         .into());
                     }
+                } else if lowered == ReadConsistency::SETTING {
+                    if value
+                        .as_deref()
+                        .is_some_and(|v| ReadConsistency::parse(v).is_none())
+                    {
+                        return Err(crate::sql::error::SqlError::InvalidSettingValue(format!(
+                            "invalid value for parameter \"{name}\": {:?} (strong, session or eventual)",
+                            value.as_deref().unwrap_or_default()
+                        ))
+                        .into());
+                    }
                 } else if lowered == super::execute::SHARD_SETTING {
                     if let Some(shard) = value.as_deref().filter(|v| !v.is_empty())
                         && self.router.shard_index(shard).is_none()
@@ -273,10 +285,16 @@ impl Shared {
                 self.shards_status(session).await
             }
             Action::Show { name, column } => {
-                let value = state
-                    .settings
-                    .get(name)
-                    .ok_or_else(|| crate::sql::error::SqlError::UnknownSetting(name.clone()))?;
+                let consistency;
+                let value = if name.eq_ignore_ascii_case(ReadConsistency::SETTING) {
+                    consistency = self.read_consistency(state).to_string();
+                    consistency.as_str()
+                } else {
+                    state
+                        .settings
+                        .get(name)
+                        .ok_or_else(|| crate::sql::error::SqlError::UnknownSetting(name.clone()))?
+                };
                 Ok(Outcome::Rows {
                     columns: vec![ResultColumn {
                         name: column.clone(),

@@ -126,6 +126,9 @@ impl Settings {
 /// BEGIN, opened when the transaction first needs that shard.
 pub struct Txn {
     pub read_only: bool,
+    /// How a read-only transaction picks the replica of a shard it joins: the session's
+    /// `read_consistency` and `read_from` as of the statement that joins it.
+    pub read_policy: crate::router::ReadPolicy,
     pub sessions: Vec<(usize, Box<dyn BackendSession>)>,
     /// The shard this transaction has written on.
     pub wrote_on: Option<usize>,
@@ -140,6 +143,7 @@ impl Txn {
     pub fn new(read_only: bool, spans_shards: bool) -> Txn {
         Txn {
             read_only,
+            read_policy: crate::router::ReadPolicy::default(),
             sessions: Vec::new(),
             wrote_on: None,
             spans_shards,
