@@ -223,10 +223,12 @@ async fn synchronous_acknowledgements_are_on_every_replica_across_sigkills() {
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("shardgate.toml");
     // An ack_timeout far beyond a restart's catch-up: no replica may leave the rotation, so
-    // every acknowledgement must be on both replicas.
+    // every acknowledgement must be on both replicas. `trust` lets the writers log in and
+    // write at once, while the replicas are still opening after the restart.
     std::fs::write(
         &config,
-        common::replicated_config(
+        common::replicated_config_with_auth(
+            "trust",
             "mode = \"synchronous\"\nack_timeout = \"30s\"\nhealth_check_interval = \"200ms\"",
         ),
     )
@@ -252,6 +254,8 @@ async fn synchronous_acknowledgements_are_on_every_replica_across_sigkills() {
     let replicas = Arc::new(vec![r1, r2]);
     let next = Arc::new(AtomicI32::new(1));
     let samples = Arc::new(Mutex::new(SyncSamples::default()));
+    // Per run: (degraded writes, times a replica left the rotation).
+    let mut degraded = Vec::new();
     for _ in 0..SYNC_KILLS {
         let mut served: Served = start();
         let observer = served.connect().await;
@@ -268,8 +272,8 @@ async fn synchronous_acknowledgements_are_on_every_replica_across_sigkills() {
                 ))
             })
             .collect();
-        // Logging in (SCRAM, unoptimized) takes a while on a loaded machine: the kill comes
-        // a random time after every writer is writing, not while they are still logging in.
+        // The kill comes a random time after every writer is writing, not while they are
+        // still logging in (slow on a loaded machine).
         let connecting = std::time::Instant::now();
         while connected.load(Ordering::Acquire) < SYNC_WRITERS as usize {
             assert!(
@@ -280,16 +284,12 @@ async fn synchronous_acknowledgements_are_on_every_replica_across_sigkills() {
         }
         let pause = rand::random_range(300..900);
         tokio::time::sleep(Duration::from_millis(pause)).await;
+        // Read before the kill; checked after the replica files, which say more.
         let rows = common::replicas::status(&observer).await;
-        assert_eq!(
+        degraded.push((
             rows["main"].number("degraded_writes"),
-            0,
-            "writes were acknowledged without every replica: {:?}",
-            rows.values().map(|r| &r.0).collect::<Vec<_>>()
-        );
-        for name in ["main-r1", "main-r2"] {
-            assert_eq!(rows[name].number("left_rotation"), 0, "{:?}", rows[name].0);
-        }
+            rows["main-r1"].number("left_rotation") + rows["main-r2"].number("left_rotation"),
+        ));
         served.signal(libc::SIGKILL);
         served.wait_for_exit(Duration::from_secs(10));
         for writer in writers {
@@ -318,6 +318,12 @@ async fn synchronous_acknowledgements_are_on_every_replica_across_sigkills() {
         samples.missing.len(),
         samples.acked.len(),
         &samples.missing[..samples.missing.len().min(10)]
+    );
+    assert!(
+        degraded
+            .iter()
+            .all(|&(writes, left)| writes == 0 && left == 0),
+        "writes were acknowledged without every replica (degraded writes, rotation leaves per run): {degraded:?}"
     );
     drop(samples);
     let _ = std::fs::remove_dir_all(&dir);
