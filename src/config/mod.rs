@@ -924,6 +924,41 @@ primary = ""
     }
 
     #[test]
+    fn read_consistency_defaults_to_strong_and_is_checked() {
+        let base = "[server]\n[[users]]\nname = \"u\"\npassword = \"p\"\n[[shards]]\nname = \"m\"\nprimary = \"m.db\"\n";
+        let config = Config::parse(base, &Overrides::default()).unwrap();
+        assert_eq!(config.replication.read_consistency, ReadConsistency::Strong);
+        assert_eq!(config.replication.read_wait, DEFAULT_READ_WAIT);
+        let text =
+            format!("{base}[replication]\nread_consistency = \"eventual\"\nread_wait = \"20ms\"\n");
+        let config = Config::parse(&text, &Overrides::default()).unwrap();
+        assert_eq!(
+            config.replication.read_consistency,
+            ReadConsistency::Eventual
+        );
+        assert_eq!(
+            config.replication.read_wait,
+            std::time::Duration::from_millis(20)
+        );
+        let keys: Vec<String> = problems(&format!("{base}[replication]\nread_wait = \"soon\"\n"))
+            .into_iter()
+            .map(|p| p.key)
+            .collect();
+        assert_eq!(keys, ["replication.read_wait"]);
+        assert!(
+            !problems(&format!(
+                "{base}[replication]\nread_consistency = \"linear\"\n"
+            ))
+            .is_empty()
+        );
+        assert_eq!(
+            ReadConsistency::parse(" Session "),
+            Some(ReadConsistency::Session)
+        );
+        assert_eq!(ReadConsistency::parse(""), None);
+    }
+
+    #[test]
     fn md5_stored_password_is_recognised() {
         let text = "[server]\nauth = \"md5\"\n[[users]]\nname = \"u\"\npassword = \"md5AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"\n[[shards]]\nname = \"m\"\nprimary = \"m.db\"\n";
         let config = Config::parse(text, &Overrides::default()).unwrap();

@@ -138,13 +138,29 @@ impl Replication {
     /// Waits until the write that committed at `lsn` may be acknowledged in this mode: until
     /// every replica in the rotation (`synchronous`) or `min_acks` of them
     /// (`semi_synchronous`) applied it. A replica still catching up (starting, rebuilt,
-    /// lagging) is waited for up to `ack_timeout`; then it leaves the rotation and the write
-    /// is acknowledged as a degraded one. A write acknowledged with fewer replicas holding it
-    /// than the mode asks is counted as degraded.
+    /// lagging) is waited for up to `ack_timeout`; then it leaves the rotation. A write
+    /// acknowledged with fewer replicas holding it than the mode asks is counted as degraded.
     pub async fn acknowledge(&self, lsn: u64) {
         let required = self.required_acks();
+        if required > 0 {
+            self.wait_for_rotation(lsn, required).await;
+        }
+        let holding = self
+            .replicas
+            .iter()
+            .filter(|r| r.applied().lsn >= lsn)
+            .count();
+        if holding < required {
+            self.degraded(lsn, holding, required);
+        }
+        self.acknowledged.fetch_max(lsn, Ordering::AcqRel);
+    }
+
+    /// Waits until `required` replicas of the rotation (all of it in `synchronous`) applied
+    /// `lsn`, or `ack_timeout`, after which those that have not leave the rotation.
+    async fn wait_for_rotation(&self, lsn: u64, required: usize) {
         let deadline = tokio::time::Instant::now() + self.config.ack_timeout;
-        while required > 0 {
+        loop {
             let progress = self.progress.notified();
             tokio::pin!(progress);
             // Registered before the positions are read, so no progress in between is missed.
@@ -157,7 +173,7 @@ impl Replication {
             };
             let applied = rotation.iter().filter(|r| r.applied().lsn >= lsn).count();
             if applied >= waited_for {
-                break;
+                return;
             }
             tokio::select! {
                 _ = progress => {}
@@ -171,19 +187,10 @@ impl Replication {
                     }
                     // Other waiters need not wait for the replicas that just left.
                     self.progress.notify_waiters();
-                    break;
+                    return;
                 }
             }
         }
-        let holding = self
-            .replicas
-            .iter()
-            .filter(|r| r.applied().lsn >= lsn)
-            .count();
-        if holding < required {
-            self.degraded(lsn, holding, required);
-        }
-        self.acknowledged.fetch_max(lsn, Ordering::AcqRel);
     }
 
     /// The replica `pick` chooses among those that may serve a read that must see `min_lsn`,
