@@ -290,7 +290,8 @@ pub struct ReplicaConfig {
 pub enum ReplicationMode {
     /// As soon as the primary commits.
     Asynchronous,
-    /// Once `min_acks` replicas applied it, or after `ack_timeout` (counted as degraded).
+    /// Once `min_acks` replicas of the rotation applied it, or after `ack_timeout` (counted as
+    /// degraded; the replicas that had not leave the rotation until they catch up).
     SemiSynchronous,
     /// Once every replica in the rotation applied it; one that has not within `ack_timeout`
     /// leaves the rotation until it catches up.
