@@ -48,8 +48,8 @@ impl Error {
                 SqlError::InvalidBinary(_) => "22P03",
                 SqlError::DatetimeOutOfRange(_) => "22008",
                 SqlError::OutOfRange(_) => "22003",
-                SqlError::UnknownSetting(_) => "42704",
                 SqlError::InvalidSettingValue(_) => "22023",
+                SqlError::UnknownSetting(_) => "42704",
                 SqlError::InvalidCopy(_) => "22P04",
             },
             Error::Storage(e) => match e.kind {

@@ -143,6 +143,192 @@ async fn acknowledged_writes_survive_sigkill_and_replicas_converge() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+const SYNC_WRITERS: i32 = 8;
+const SYNC_KILLS: usize = 6;
+
+/// Whether the row `id` of `acked` is in the replica file at `path`, read directly; `None`
+/// when the file could not be read at that moment.
+fn replica_holds(path: &std::path::Path, id: i32) -> Option<bool> {
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .ok()?;
+    conn.query_row("SELECT count(*) FROM acked WHERE id = ?1", [id], |r| {
+        r.get::<_, i64>(0)
+    })
+    .ok()
+    .map(|n| n == 1)
+}
+
+/// What the synchronous writers saw: acknowledged ids, acknowledgements a replica file did
+/// not hold, and checks that could not read a file.
+#[derive(Default)]
+struct SyncSamples {
+    acked: Vec<i32>,
+    missing: Vec<(i32, std::path::PathBuf)>,
+    unreadable: usize,
+}
+
+/// Inserts rows in autocommit until the server dies; after each acknowledgement, opens every
+/// replica file and checks that it holds the row. `connected` counts writers ready to write.
+async fn write_and_check_replicas(
+    url: String,
+    writer: i32,
+    connected: Arc<std::sync::atomic::AtomicUsize>,
+    next: Arc<AtomicI32>,
+    replicas: Arc<Vec<std::path::PathBuf>>,
+    samples: Arc<Mutex<SyncSamples>>,
+) {
+    let Ok((client, connection)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await
+    else {
+        return;
+    };
+    tokio::spawn(connection);
+    let Ok(insert) = client
+        .prepare("INSERT INTO acked (id, writer, noise) VALUES ($1, $2, random())")
+        .await
+    else {
+        return;
+    };
+    connected.fetch_add(1, Ordering::AcqRel);
+    loop {
+        let id = next.fetch_add(1, Ordering::Relaxed);
+        if client.execute(&insert, &[&id, &writer]).await.is_err() {
+            return;
+        }
+        let paths = replicas.clone();
+        let held = tokio::task::spawn_blocking(move || {
+            paths
+                .iter()
+                .map(|p| (p.clone(), replica_holds(p, id)))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap();
+        let mut seen = samples.lock().unwrap();
+        seen.acked.push(id);
+        for (path, held) in held {
+            match held {
+                Some(true) => {}
+                Some(false) => seen.missing.push((id, path)),
+                None => seen.unreadable += 1,
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synchronous_acknowledgements_are_on_every_replica_across_sigkills() {
+    let dir = common::temp_dir("sync-crash");
+    let data_dir = dir.join("data");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("shardgate.toml");
+    // An ack_timeout far beyond a restart's catch-up: no replica may leave the rotation, so
+    // every acknowledgement must be on both replicas. `trust` lets the writers log in and
+    // write at once, while the replicas are still opening after the restart.
+    std::fs::write(
+        &config,
+        common::replicated_config_with_auth(
+            "trust",
+            "mode = \"synchronous\"\nack_timeout = \"30s\"\nhealth_check_interval = \"200ms\"",
+        ),
+    )
+    .unwrap();
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+    ];
+    let start = || process::serve(&dir, &args);
+    {
+        let served = start();
+        let client = served.connect().await;
+        client
+            .batch_execute(
+                "CREATE TABLE acked (id INT PRIMARY KEY, writer INT NOT NULL, noise DOUBLE PRECISION)",
+            )
+            .await
+            .unwrap();
+    }
+    let [_, r1, r2] = common::replicas::files(&data_dir);
+    let replicas = Arc::new(vec![r1, r2]);
+    let next = Arc::new(AtomicI32::new(1));
+    let samples = Arc::new(Mutex::new(SyncSamples::default()));
+    // Per run: (degraded writes, times a replica left the rotation).
+    let mut degraded = Vec::new();
+    for _ in 0..SYNC_KILLS {
+        let mut served: Served = start();
+        let observer = served.connect().await;
+        let connected = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let writers: Vec<_> = (0..SYNC_WRITERS)
+            .map(|writer| {
+                tokio::spawn(write_and_check_replicas(
+                    served.url(),
+                    writer,
+                    connected.clone(),
+                    next.clone(),
+                    replicas.clone(),
+                    samples.clone(),
+                ))
+            })
+            .collect();
+        // The kill comes a random time after every writer is writing, not while they are
+        // still logging in (slow on a loaded machine).
+        let connecting = std::time::Instant::now();
+        while connected.load(Ordering::Acquire) < SYNC_WRITERS as usize {
+            assert!(
+                connecting.elapsed() < Duration::from_secs(30),
+                "the writers did not connect"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let pause = rand::random_range(300..900);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        // Read before the kill; checked after the replica files, which say more.
+        let rows = common::replicas::status(&observer).await;
+        degraded.push((
+            rows["main"].number("degraded_writes"),
+            rows["main-r1"].number("left_rotation") + rows["main-r2"].number("left_rotation"),
+        ));
+        served.signal(libc::SIGKILL);
+        served.wait_for_exit(Duration::from_secs(10));
+        for writer in writers {
+            writer.await.unwrap();
+        }
+    }
+    let samples = samples.lock().unwrap();
+    eprintln!(
+        "{} synchronous acknowledgements over {SYNC_KILLS} kills, {} replica checks unreadable",
+        samples.acked.len(),
+        samples.unreadable
+    );
+    assert!(
+        samples.acked.len() > 10 * SYNC_KILLS,
+        "the load wrote almost nothing: {}",
+        samples.acked.len()
+    );
+    assert!(
+        samples.unreadable * 10 < samples.acked.len(),
+        "too few acknowledgements could be checked: {} unreadable",
+        samples.unreadable
+    );
+    assert!(
+        samples.missing.is_empty(),
+        "{} of {} acknowledgements were sent while a replica lacked the row: {:?}",
+        samples.missing.len(),
+        samples.acked.len(),
+        &samples.missing[..samples.missing.len().min(10)]
+    );
+    assert!(
+        degraded
+            .iter()
+            .all(|&(writes, left)| writes == 0 && left == 0),
+        "writes were acknowledged without every replica (degraded writes, rotation leaves per run): {degraded:?}"
+    );
+    drop(samples);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Starts the binary on `dir` with a replicated config, runs each of `transactions`, lets
 /// two health-check periods pass, and stops it cleanly.
 async fn run_once(dir: &std::path::Path, transactions: &[String]) {

@@ -324,3 +324,92 @@ async fn semi_synchronous_writes_are_acknowledged_after_the_timeout_and_counted_
     assert_eq!(status(&client).await["main"].number("degraded_writes"), 2);
     server.stop().await;
 }
+
+/// Polls `SHOW shardgate.replicas` until `ready` holds for both replicas (at most 20 s).
+async fn wait_for_replicas(
+    client: &Client,
+    what: &str,
+    ready: impl Fn(&common::replicas::Status) -> bool,
+) {
+    let started = Instant::now();
+    loop {
+        let rows = status(client).await;
+        if ["main-r1", "main-r2"]
+            .iter()
+            .all(|name| ready(&rows[*name]))
+        {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "replicas never {what}: {:?}",
+            rows.values().map(|r| &r.0).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synchronous_replicas_leave_the_rotation_after_ack_timeout_and_rejoin_when_caught_up() {
+    let server = common::start_config(&common::replicated_config(
+        "mode = \"synchronous\"\nack_timeout = \"300ms\"\napply_delay = \"1500ms\"",
+    ))
+    .await;
+    let client = server.connect().await;
+    wait_caught_up(&client, Duration::from_secs(20)).await;
+    let rows = status(&client).await;
+    for name in ["main-r1", "main-r2"] {
+        assert_eq!(rows[name].get("in_rotation"), "t", "{:?}", rows[name].0);
+    }
+
+    // Both replicas lag: the write waits ack_timeout for them, then they leave the rotation.
+    let started = Instant::now();
+    client
+        .batch_execute("CREATE TABLE t (id INT PRIMARY KEY)")
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    let rows = status(&client).await;
+    assert_eq!(rows["main"].number("degraded_writes"), 1);
+    for name in ["main-r1", "main-r2"] {
+        let row = &rows[name];
+        assert_eq!(row.get("in_rotation"), "f", "{:?}", row.0);
+        assert_eq!(row.number("left_rotation"), 1, "{:?}", row.0);
+        assert!(row.get("status").contains("ack_timeout"), "{:?}", row.0);
+    }
+
+    // Out of the rotation, they are not waited for: acknowledged at once, and degraded.
+    let started = Instant::now();
+    client
+        .batch_execute("INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "a write waited for replicas out of the rotation"
+    );
+    assert_eq!(status(&client).await["main"].number("degraded_writes"), 2);
+
+    // Caught up, they rejoin, and writes wait for them again.
+    wait_for_replicas(&client, "rejoined", |r| {
+        r.get("in_rotation") == "t" && r.number("rejoined_rotation") == 1
+    })
+    .await;
+    let rows = status(&client).await;
+    for name in ["main-r1", "main-r2"] {
+        assert_eq!(rows[name].get("status"), "ok", "{:?}", rows[name].0);
+        assert_eq!(rows[name].number("lag_records"), 0, "{:?}", rows[name].0);
+    }
+    let started = Instant::now();
+    client
+        .batch_execute("INSERT INTO t VALUES (2)")
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    let rows = status(&client).await;
+    assert_eq!(rows["main"].number("degraded_writes"), 3);
+    for name in ["main-r1", "main-r2"] {
+        assert_eq!(rows[name].number("left_rotation"), 2, "{:?}", rows[name].0);
+    }
+    server.stop().await;
+}

@@ -110,6 +110,8 @@ struct RawReplication {
     health_check_interval: Option<String>,
     log_retention: Option<u64>,
     apply_delay: Option<String>,
+    read_consistency: Option<ReadConsistency>,
+    read_wait: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -293,9 +295,11 @@ pub struct ReplicaConfig {
 pub enum ReplicationMode {
     /// As soon as the primary commits.
     Asynchronous,
-    /// Once `min_acks` replicas applied it, or after `ack_timeout` (counted as degraded).
+    /// Once `min_acks` replicas of the rotation applied it, or after `ack_timeout` (counted as
+    /// degraded; the replicas that had not leave the rotation until they catch up).
     SemiSynchronous,
-    /// Once every healthy replica applied it.
+    /// Once every replica in the rotation applied it; one that has not within `ack_timeout`
+    /// leaves the rotation until it catches up.
     Synchronous,
 }
 
@@ -308,6 +312,48 @@ impl fmt::Display for ReplicationMode {
         })
     }
 }
+
+/// What an autocommit read on a replicated shard must see (`[replication] read_consistency`,
+/// `SET shardgate.read_consistency`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadConsistency {
+    /// Every write acknowledged to any client before the read arrived.
+    Strong,
+    /// The session's own writes (read-your-writes).
+    Session,
+    /// Whatever a healthy replica within `max_lag` holds.
+    Eventual,
+}
+
+impl ReadConsistency {
+    pub const SETTING: &'static str = "shardgate.read_consistency";
+    pub const ALL: [ReadConsistency; 3] = [
+        ReadConsistency::Strong,
+        ReadConsistency::Session,
+        ReadConsistency::Eventual,
+    ];
+
+    pub fn parse(value: &str) -> Option<ReadConsistency> {
+        ReadConsistency::ALL
+            .into_iter()
+            .find(|level| level.to_string().eq_ignore_ascii_case(value.trim()))
+    }
+}
+
+impl fmt::Display for ReadConsistency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ReadConsistency::Strong => "strong",
+            ReadConsistency::Session => "session",
+            ReadConsistency::Eventual => "eventual",
+        })
+    }
+}
+
+/// Long enough for a replica to apply a write acknowledged a moment ago, short enough that a
+/// read falls back to the primary quickly when none has.
+const DEFAULT_READ_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
 
 #[derive(Debug, Clone)]
 pub struct ReplicationConfig {
@@ -322,6 +368,11 @@ pub struct ReplicationConfig {
     pub log_retention: u64,
     /// A pause before each batch a replica applies: for tests and demonstrations of lag.
     pub apply_delay: std::time::Duration,
+    /// The default of `SET shardgate.read_consistency`.
+    pub read_consistency: ReadConsistency,
+    /// How long a `strong` read waits for a replica to apply what was acknowledged before it
+    /// goes to the primary.
+    pub read_wait: std::time::Duration,
 }
 
 /// PostgreSQL waits for a lock forever and detects deadlocks; shardgate takes writers in one
@@ -429,8 +480,15 @@ impl Config {
         out.push_str(&format!("users             {}\n", users.join(", ")));
         let r = &self.replication;
         out.push_str(&format!(
-            "replication       mode={} min_acks={} ack_timeout={:?} max_lag={:?} health_check_interval={:?} log_retention={}\n",
-            r.mode, r.min_acks, r.ack_timeout, r.max_lag, r.health_check_interval, r.log_retention
+            "replication       mode={} min_acks={} ack_timeout={:?} max_lag={:?} health_check_interval={:?} log_retention={} read_consistency={} read_wait={:?}\n",
+            r.mode,
+            r.min_acks,
+            r.ack_timeout,
+            r.max_lag,
+            r.health_check_interval,
+            r.log_retention,
+            r.read_consistency,
+            r.read_wait
         ));
         if let Some(sharding) = &self.sharding {
             let tables: Vec<String> = sharding
@@ -582,6 +640,14 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigError
             raw.replication.apply_delay.as_deref(),
             0,
         ),
+        read_consistency: raw
+            .replication
+            .read_consistency
+            .unwrap_or(ReadConsistency::Strong),
+        read_wait: match raw.replication.read_wait.as_deref() {
+            None => DEFAULT_READ_WAIT,
+            text => duration("replication.read_wait", text, 0),
+        },
     };
     if replication.health_check_interval.is_zero() {
         problem(
@@ -900,6 +966,41 @@ primary = ""
         );
         assert!(keys.contains(&"users[1].name".to_string()), "{keys:?}");
         assert!(keys.contains(&"shards[0].primary".to_string()), "{keys:?}");
+    }
+
+    #[test]
+    fn read_consistency_defaults_to_strong_and_is_checked() {
+        let base = "[server]\n[[users]]\nname = \"u\"\npassword = \"p\"\n[[shards]]\nname = \"m\"\nprimary = \"m.db\"\n";
+        let config = Config::parse(base, &Overrides::default()).unwrap();
+        assert_eq!(config.replication.read_consistency, ReadConsistency::Strong);
+        assert_eq!(config.replication.read_wait, DEFAULT_READ_WAIT);
+        let text =
+            format!("{base}[replication]\nread_consistency = \"eventual\"\nread_wait = \"20ms\"\n");
+        let config = Config::parse(&text, &Overrides::default()).unwrap();
+        assert_eq!(
+            config.replication.read_consistency,
+            ReadConsistency::Eventual
+        );
+        assert_eq!(
+            config.replication.read_wait,
+            std::time::Duration::from_millis(20)
+        );
+        let keys: Vec<String> = problems(&format!("{base}[replication]\nread_wait = \"soon\"\n"))
+            .into_iter()
+            .map(|p| p.key)
+            .collect();
+        assert_eq!(keys, ["replication.read_wait"]);
+        assert!(
+            !problems(&format!(
+                "{base}[replication]\nread_consistency = \"linear\"\n"
+            ))
+            .is_empty()
+        );
+        assert_eq!(
+            ReadConsistency::parse(" Session "),
+            Some(ReadConsistency::Session)
+        );
+        assert_eq!(ReadConsistency::parse(""), None);
     }
 
     #[test]

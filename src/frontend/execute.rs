@@ -13,9 +13,10 @@ use super::Shared;
 use super::merge::MergePlan;
 use super::query::{Outcome, ResultColumn, result_columns};
 use super::session::{Session, SessionState, Txn, TxnState};
+use crate::config::ReadConsistency;
 use crate::error::{Error, SessionError};
 use crate::router::sharding::Route;
-use crate::router::{ReadFrom, ReadTarget, Shard};
+use crate::router::{ReadFrom, ReadPolicy, ReadTarget, Shard};
 use crate::sql::error::SqlError;
 use crate::sql::plan::{Action, Isolation, Plan};
 use crate::storage::{
@@ -55,18 +56,19 @@ fn last_write(session: &Session, shard: usize) -> u64 {
 async fn read_on(
     target: Arc<Shard>,
     last_write: u64,
-    read_from: ReadFrom,
+    read_policy: ReadPolicy,
     request: ExecRequest,
     canceller: Canceller,
 ) -> Result<ExecOutput, StorageError> {
-    if let ReadTarget::Replica(replica, backend) = target.read_target(last_write, read_from) {
+    if let ReadTarget::Replica(replica, backend) = target.read_target(read_policy, last_write).await
+    {
         let attempt = async {
             let mut connection = backend.session(Intent::Read, &canceller).await?;
             connection.execute(request.clone(), &canceller).await
         };
         match attempt.await {
             Ok(output) => {
-                replica.reads.fetch_add(1, Ordering::Relaxed);
+                replica.reads.record(read_policy.consistency);
                 return Ok(output);
             }
             Err(e) if e.kind == StorageErrorKind::Corrupt => {
@@ -86,7 +88,7 @@ async fn read_on(
             Err(e) => return Err(e),
         }
     }
-    target.primary_reads.fetch_add(1, Ordering::Relaxed);
+    target.primary_reads.record(read_policy.consistency);
     let mut connection = target.primary.session(Intent::Read, &canceller).await?;
     connection.execute(request, &canceller).await
 }
@@ -142,15 +144,29 @@ impl Shared {
         }
     }
 
-    fn read_from(plan: &Plan, state: &SessionState) -> ReadFrom {
-        if plan.primary_hint {
-            return ReadFrom::Primary;
-        }
+    /// The session's `read_consistency`: what it SET, else the configured default.
+    pub(super) fn read_consistency(&self, state: &SessionState) -> ReadConsistency {
         state
             .settings
-            .get(ReadFrom::SETTING)
-            .and_then(ReadFrom::parse)
-            .unwrap_or(ReadFrom::Auto)
+            .get(ReadConsistency::SETTING)
+            .and_then(ReadConsistency::parse)
+            .unwrap_or(self.config.replication.read_consistency)
+    }
+
+    fn read_policy(&self, plan: &Plan, state: &SessionState) -> ReadPolicy {
+        let from = if plan.primary_hint {
+            ReadFrom::Primary
+        } else {
+            state
+                .settings
+                .get(ReadFrom::SETTING)
+                .and_then(ReadFrom::parse)
+                .unwrap_or(ReadFrom::Auto)
+        };
+        ReadPolicy {
+            from,
+            consistency: self.read_consistency(state),
+        }
     }
 
     /// The shard a hint names (comment first, then the session setting).
@@ -216,23 +232,24 @@ impl Shared {
             .into());
         }
         let route = self.route(plan, &params, state)?;
-        let read_from = Self::read_from(plan, state);
+        let read_policy = self.read_policy(plan, state);
         let result = match (&mut state.txn, route) {
             (TxnState::Active(txn), route) => {
+                txn.read_policy = read_policy;
                 self.execute_in_txn(session, txn, plan, params, route).await
             }
             (_, Route::One(shard)) => {
-                self.execute_on_shard(session, shard, read_from, plan, request_for(plan, params))
+                self.execute_on_shard(session, shard, read_policy, plan, request_for(plan, params))
                     .await
             }
             (_, route) if plan.is_write => self.execute_across(session, plan, params, route).await,
             (_, Route::Many(shards)) => {
-                self.scatter(session, &shards, read_from, plan, params)
+                self.scatter(session, &shards, read_policy, plan, params)
                     .await
             }
             (_, Route::Everywhere(shards)) => {
                 let any = shards.first().copied().unwrap_or(0);
-                self.execute_on_shard(session, any, read_from, plan, request_for(plan, params))
+                self.execute_on_shard(session, any, read_policy, plan, request_for(plan, params))
                     .await
             }
             (_, Route::Split(_)) => {
@@ -265,7 +282,7 @@ impl Shared {
         &self,
         session: &Session,
         shard: usize,
-        read_from: ReadFrom,
+        read_policy: ReadPolicy,
         plan: &Plan,
         request: ExecRequest,
     ) -> Result<ExecOutput, Error> {
@@ -274,7 +291,7 @@ impl Shared {
         // refuses: catalog reads use the writer.
         if !(plan.is_write || plan.reads_catalog) {
             return Ok(self
-                .execute_read(session, shard, read_from, request)
+                .execute_read(session, shard, read_policy, request)
                 .await?);
         }
         if plan.is_write {
@@ -297,13 +314,13 @@ impl Shared {
         &self,
         session: &Session,
         shard: usize,
-        read_from: ReadFrom,
+        read_policy: ReadPolicy,
         request: ExecRequest,
     ) -> Result<ExecOutput, StorageError> {
         read_on(
             self.shard(shard)?,
             last_write(session, shard),
-            read_from,
+            read_policy,
             request,
             session.canceller.clone(),
         )
@@ -327,7 +344,7 @@ impl Shared {
         &self,
         session: &Session,
         shards: &[usize],
-        read_from: ReadFrom,
+        read_policy: ReadPolicy,
         plan: &Plan,
         params: Vec<Value>,
     ) -> Result<ExecOutput, Error> {
@@ -337,7 +354,7 @@ impl Shared {
             let run = read_on(
                 self.shard(shard)?,
                 last_write(session, shard),
-                read_from,
+                read_policy,
                 request.clone(),
                 session.canceller.clone(),
             );
@@ -609,12 +626,14 @@ impl Shared {
                         .last_write_lsn
                         .get(shard)
                         .map_or(0, |l| l.load(Ordering::Acquire));
-                    match target.read_target(last_write, ReadFrom::Auto) {
+                    let consistency = txn.read_policy.consistency;
+                    match target.read_target(txn.read_policy, last_write).await {
                         ReadTarget::Replica(replica, backend) => {
-                            replica.reads.fetch_add(1, Ordering::Relaxed);
+                            replica.reads.record(consistency);
                             backend.session(Intent::Read, canceller).await?
                         }
                         ReadTarget::Primary => {
+                            target.primary_reads.record(consistency);
                             target.primary.session(Intent::Read, canceller).await?
                         }
                     }
@@ -650,8 +669,12 @@ impl Shared {
         request: ExecRequest,
     ) -> Result<ExecOutput, Error> {
         if !(plan.is_write || txn.read_only || txn.holds(shard)) {
+            let on_primary = ReadPolicy {
+                from: ReadFrom::Primary,
+                ..txn.read_policy
+            };
             return self
-                .execute_on_shard(session, shard, ReadFrom::Primary, plan, request)
+                .execute_on_shard(session, shard, on_primary, plan, request)
                 .await
                 .map_err(|e| match e {
                     Error::Storage(e) => self.on_shard(shard, e).into(),

@@ -28,6 +28,7 @@ use super::Shared;
 use super::session::{CopyTarget, LOCK_TIMEOUT, REPORTED, Session, SessionState, Txn, TxnState};
 use super::status::{REPLICAS_STATUS, SHARDS_STATUS};
 use super::values::{encode_field, from_binary, from_text};
+use crate::config::ReadConsistency;
 use crate::error::{Error, SessionError};
 use crate::router::ReadFrom;
 use crate::sql::copy::CopySource;
@@ -231,6 +232,17 @@ impl Shared {
                     {
                         return Err(crate::sql::error::SqlError::InvalidParameter(format!(
                             "invalid value for parameter \"{name}\": {:?} (primary, replica or auto)",
+                            value.as_deref().unwrap_or_default()
+                        ))
+                        .into());
+                    }
+                } else if lowered == ReadConsistency::SETTING {
+                    if value
+                        .as_deref()
+                        .is_some_and(|v| ReadConsistency::parse(v).is_none())
+                    {
+                        return Err(crate::sql::error::SqlError::InvalidSettingValue(format!(
+                            "invalid value for parameter \"{name}\": {:?} (strong, session or eventual)",
                             value.as_deref().unwrap_or_default()
                         ))
                         .into());

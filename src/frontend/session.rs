@@ -27,6 +27,10 @@ impl ConfiguredDefaults {
                 IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
                 format_timeout(config.storage.idle_in_transaction_session_timeout),
             ),
+            (
+                crate::config::ReadConsistency::SETTING,
+                config.replication.read_consistency.to_string(),
+            ),
         ])
     }
 }
@@ -257,6 +261,9 @@ pub struct Txn {
     pub isolation: Isolation,
     /// A statement ran: the isolation level can no longer change.
     pub ran_statement: bool,
+    /// How a read-only transaction picks the replica of a shard it joins: the session's
+    /// `read_consistency` and `read_from` as of the statement that joins it.
+    pub read_policy: crate::router::ReadPolicy,
     pub sessions: Vec<(usize, Box<dyn BackendSession>)>,
     /// The shard this transaction has written on.
     pub wrote_on: Option<usize>,
@@ -273,6 +280,7 @@ impl Txn {
             read_only,
             isolation: Isolation::ReadCommitted,
             ran_statement: false,
+            read_policy: crate::router::ReadPolicy::default(),
             sessions: Vec::new(),
             wrote_on: None,
             spans_shards,

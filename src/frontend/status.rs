@@ -1,5 +1,6 @@
 //! The proxy's own status statements: `SHOW shardgate.replicas` (every database of every
-//! shard, its replication state and counters) and `SHOW shardgate.shards` (every shard's
+//! shard, its replication state, acknowledgement rotation and counters, reads per
+//! `read_consistency` level) and `SHOW shardgate.shards` (every shard's
 //! placement, rows, size and health).
 
 use rusqlite::types::Value;
@@ -47,6 +48,12 @@ impl Shared {
             ("apply_p50_ms", PgType::Float8),
             ("apply_p99_ms", PgType::Float8),
             ("status", PgType::Text),
+            ("in_rotation", PgType::Bool),
+            ("left_rotation", PgType::Int8),
+            ("rejoined_rotation", PgType::Int8),
+            ("strong_reads", PgType::Int8),
+            ("session_reads", PgType::Int8),
+            ("eventual_reads", PgType::Int8),
         ]);
         let rows = self
             .router
@@ -71,7 +78,13 @@ impl Shared {
                     db.apply_delay_ms
                         .map_or(Value::Null, |(_, p99)| Value::Real(p99)),
                     Value::Text(db.problem.unwrap_or_else(|| "ok".into())),
+                    Value::Integer(i64::from(db.in_rotation)),
+                    count(db.left_rotation),
+                    count(db.rejoined_rotation),
                 ]
+                .into_iter()
+                .chain(db.reads_per_level.map(count))
+                .collect()
             })
             .collect();
         Outcome::Rows {

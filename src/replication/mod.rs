@@ -29,6 +29,8 @@ pub struct Replication {
     progress: Arc<Notify>,
     /// Writes acknowledged without the acknowledgements their mode asks for.
     pub degraded_writes: AtomicU64,
+    /// The highest LSN acknowledged to a client.
+    acknowledged: AtomicU64,
     last_degraded_log: AtomicI64,
     shutdown: watch::Sender<bool>,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -47,6 +49,8 @@ impl Replication {
         primary: Arc<dyn Backend>,
     ) -> Arc<Replication> {
         let (shutdown, shutdown_rx) = watch::channel(false);
+        // Writes committed before this start may have been acknowledged by the previous run.
+        let acknowledged = AtomicU64::new(committed.borrow().lsn);
         let progress = Arc::new(Notify::new());
         let replicas: Vec<Arc<Replica>> = shard
             .replicas
@@ -72,6 +76,7 @@ impl Replication {
             committed,
             progress,
             degraded_writes: AtomicU64::new(0),
+            acknowledged,
             last_degraded_log: AtomicI64::new(0),
             shutdown,
             tasks: std::sync::Mutex::new(Vec::new()),
@@ -116,51 +121,112 @@ impl Replication {
             && self.lag(replica) <= self.config.max_lag
     }
 
-    /// Waits until the write that committed at `lsn` may be acknowledged in this mode.
-    pub async fn acknowledge(&self, lsn: u64) {
-        let required = match self.config.mode {
-            ReplicationMode::Asynchronous => return,
+    /// The highest LSN acknowledged to a client: a `strong` read must see at least this.
+    pub fn acknowledged_lsn(&self) -> u64 {
+        self.acknowledged.load(Ordering::Acquire)
+    }
+
+    /// How many replicas the mode asks to have applied a write before it is acknowledged.
+    fn required_acks(&self) -> usize {
+        match self.config.mode {
+            ReplicationMode::Asynchronous => 0,
             ReplicationMode::SemiSynchronous => self.config.min_acks.min(self.replicas.len()),
             ReplicationMode::Synchronous => self.replicas.len(),
-        };
+        }
+    }
+
+    /// Waits until the write that committed at `lsn` may be acknowledged in this mode: until
+    /// every replica in the rotation (`synchronous`) or `min_acks` of them
+    /// (`semi_synchronous`) applied it. A replica still catching up (starting, rebuilt,
+    /// lagging) is waited for up to `ack_timeout`; then it leaves the rotation. A write
+    /// acknowledged with fewer replicas holding it than the mode asks is counted as degraded.
+    pub async fn acknowledge(&self, lsn: u64) {
+        let required = self.required_acks();
+        if required > 0 {
+            self.wait_for_rotation(lsn, required).await;
+        }
+        let holding = self
+            .replicas
+            .iter()
+            .filter(|r| r.applied().lsn >= lsn)
+            .count();
+        if holding < required {
+            self.degraded(lsn, holding, required);
+        }
+        self.acknowledged.fetch_max(lsn, Ordering::AcqRel);
+    }
+
+    /// Waits until `required` replicas of the rotation (all of it in `synchronous`) applied
+    /// `lsn`, or `ack_timeout`, after which those that have not leave the rotation.
+    async fn wait_for_rotation(&self, lsn: u64, required: usize) {
         let deadline = tokio::time::Instant::now() + self.config.ack_timeout;
         loop {
             let progress = self.progress.notified();
             tokio::pin!(progress);
+            // Registered before the positions are read, so no progress in between is missed.
             progress.as_mut().enable();
-            let healthy: Vec<&Arc<Replica>> =
-                self.replicas.iter().filter(|r| r.is_healthy()).collect();
-            let acked = healthy.iter().filter(|r| r.applied().lsn >= lsn).count();
-            let enough = match self.config.mode {
-                ReplicationMode::Synchronous => acked == healthy.len(),
-                _ => acked >= required.min(healthy.len()),
+            let rotation: Vec<&Arc<Replica>> =
+                self.replicas.iter().filter(|r| r.in_rotation()).collect();
+            let waited_for = match self.config.mode {
+                ReplicationMode::Synchronous => rotation.len(),
+                _ => required.min(rotation.len()),
             };
-            if enough {
-                if acked < required {
-                    self.degraded(lsn, acked, required);
-                }
+            let applied = rotation.iter().filter(|r| r.applied().lsn >= lsn).count();
+            if applied >= waited_for {
                 return;
             }
             tokio::select! {
                 _ = progress => {}
                 _ = tokio::time::sleep_until(deadline) => {
-                    if self.config.mode == ReplicationMode::Synchronous {
-                        // A replica that holds every write back leaves the rotation rather
-                        // than stalling the primary.
-                        for replica in &healthy {
-                            if replica.applied().lsn < lsn {
-                                replica.mark_unhealthy(format!(
-                                    "did not apply LSN {lsn} within ack_timeout"
-                                ));
-                            }
-                        }
+                    for replica in rotation.iter().filter(|r| r.applied().lsn < lsn) {
+                        replica.leave_rotation(format!(
+                            "did not apply LSN {lsn} within ack_timeout ({:?}): {}",
+                            self.config.ack_timeout,
+                            replica.problem().unwrap_or_else(|| "lagging".into())
+                        ));
                     }
-                    let acked = self.replicas.iter().filter(|r| r.applied().lsn >= lsn).count();
-                    self.degraded(lsn, acked, required);
+                    // Other waiters need not wait for the replicas that just left.
+                    self.progress.notify_waiters();
                     return;
                 }
             }
         }
+    }
+
+    /// The replica `pick` chooses among those that may serve a read that must see `min_lsn`,
+    /// waiting up to `wait` (woken by applied batches, not polling) for one to apply it.
+    pub async fn replica_holding(
+        &self,
+        min_lsn: u64,
+        wait: Duration,
+        pick: impl Fn(&[(usize, u32)]) -> Option<usize>,
+    ) -> Option<usize> {
+        if let Some(chosen) = pick(&self.candidates(min_lsn)) {
+            return Some(chosen);
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let progress = self.progress.notified();
+            tokio::pin!(progress);
+            progress.as_mut().enable();
+            if let Some(chosen) = pick(&self.candidates(min_lsn)) {
+                return Some(chosen);
+            }
+            tokio::select! {
+                _ = progress => {}
+                _ = tokio::time::sleep_until(deadline) => return None,
+            }
+        }
+    }
+
+    /// The replicas (index, weight) that may serve a read that must see `min_lsn`.
+    pub fn candidates(&self, min_lsn: u64) -> Vec<(usize, u32)> {
+        self.replicas
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| self.can_serve(r, min_lsn))
+            .map(|(i, r)| (i, r.weight))
+            .collect()
     }
 
     fn degraded(&self, lsn: u64, acked: usize, required: usize) {

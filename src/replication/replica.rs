@@ -1,6 +1,7 @@
 //! One replica as the rest of the server sees it: its read connections (absent while it is
-//! being built), how far it has applied the log, whether it is healthy and why not, and its
-//! counters.
+//! being built), how far it has applied the log, whether it is healthy (reads may use it) and
+//! why not, whether it is in the acknowledgement rotation (writes wait for it) and why not, and
+//! its counters.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -10,7 +11,34 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::Notify;
 
 use super::log::Position;
+use crate::config::ReadConsistency;
 use crate::storage::SqliteBackend;
+
+/// Reads a database answered, per `read_consistency` level of the sessions that sent them.
+#[derive(Default)]
+pub struct ReadCounts([AtomicU64; 3]);
+
+impl ReadCounts {
+    fn slot(level: ReadConsistency) -> usize {
+        match level {
+            ReadConsistency::Strong => 0,
+            ReadConsistency::Session => 1,
+            ReadConsistency::Eventual => 2,
+        }
+    }
+
+    pub fn record(&self, level: ReadConsistency) {
+        self.0[Self::slot(level)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn of(&self, level: ReadConsistency) -> u64 {
+        self.0[Self::slot(level)].load(Ordering::Relaxed)
+    }
+
+    pub fn total(&self) -> u64 {
+        self.0.iter().map(|n| n.load(Ordering::Relaxed)).sum()
+    }
+}
 
 pub struct Replica {
     pub name: String,
@@ -22,10 +50,17 @@ pub struct Replica {
     pending_since_us: AtomicI64,
     healthy: AtomicBool,
     problem: Mutex<Option<String>>,
+    /// Whether `synchronous` and `semi_synchronous` writes wait for this replica. Every replica
+    /// starts in it, so writes after a restart wait for replicas that are still catching up.
+    in_rotation: AtomicBool,
+    /// Why the replica last left the rotation.
+    rotation_problem: Mutex<Option<String>>,
+    pub left_rotation: AtomicU64,
+    pub rejoined_rotation: AtomicU64,
     rebuild_requested: AtomicBool,
     /// Wakes the shipper for something other than a new commit (a rebuild request).
     pub(super) wake: Notify,
-    pub reads: AtomicU64,
+    pub reads: ReadCounts,
     pub errors: AtomicU64,
     /// Commit-to-apply delays of the most recent records, in milliseconds.
     apply_delays_ms: Mutex<VecDeque<f64>>,
@@ -45,9 +80,13 @@ impl Replica {
             pending_since_us: AtomicI64::new(0),
             healthy: AtomicBool::new(false),
             problem: Mutex::new(Some("starting".into())),
+            in_rotation: AtomicBool::new(true),
+            rotation_problem: Mutex::new(None),
+            left_rotation: AtomicU64::new(0),
+            rejoined_rotation: AtomicU64::new(0),
             rebuild_requested: AtomicBool::new(false),
             wake: Notify::new(),
-            reads: AtomicU64::new(0),
+            reads: ReadCounts::default(),
             errors: AtomicU64::new(0),
             apply_delays_ms: Mutex::new(VecDeque::with_capacity(DELAY_SAMPLES)),
         }
@@ -141,6 +180,43 @@ impl Replica {
         }
         if let Ok(mut problem) = self.problem.lock() {
             *problem = Some(why);
+        }
+    }
+
+    pub fn in_rotation(&self) -> bool {
+        self.in_rotation.load(Ordering::Acquire)
+    }
+
+    /// Why the replica is out of the acknowledgement rotation, while it is.
+    pub fn rotation_problem(&self) -> Option<String> {
+        if self.in_rotation() {
+            return None;
+        }
+        self.rotation_problem.lock().ok().and_then(|p| p.clone())
+    }
+
+    /// Writes stop waiting for this replica until it has caught up.
+    pub(super) fn leave_rotation(&self, why: String) {
+        if let Ok(mut problem) = self.rotation_problem.lock() {
+            *problem = Some(why.clone());
+        }
+        if self.in_rotation.swap(false, Ordering::AcqRel) {
+            let times = self.left_rotation.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::warn!(
+                "replica {} leaves the acknowledgement rotation ({times} time(s) so far): {why}",
+                self.name
+            );
+        }
+    }
+
+    /// The replica has applied everything the primary committed: writes wait for it again.
+    pub(super) fn rejoin_rotation(&self, applied_lsn: u64) {
+        if !self.in_rotation.swap(true, Ordering::AcqRel) {
+            self.rejoined_rotation.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                "replica {} caught up at LSN {applied_lsn} and rejoins the acknowledgement rotation",
+                self.name
+            );
         }
     }
 

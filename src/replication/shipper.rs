@@ -234,20 +234,15 @@ fn apply_batch(applier: &mut Applier, records: &[Record]) -> Result<(), String> 
 }
 
 async fn follow(replica: &Arc<Replica>, ctx: &Arc<ShipContext>, applier: Applier) -> Interrupted {
-    let backend = match SqliteBackend::open_replica(
+    replica.set_applied(applier.position);
+    ctx.progress.notify_waiters();
+    // Writes wait for the applier, not for the read connections: those open meanwhile, and
+    // the replica serves reads once they are ready.
+    let mut readers = Some(tokio::spawn(SqliteBackend::open_replica(
         replica.path.clone(),
         ctx.read_connections,
         ctx.settings.clone(),
-    )
-    .await
-    {
-        Ok(backend) => Arc::new(backend),
-        Err(e) => return Interrupted::Rebuild(format!("cannot open read connections: {e}")),
-    };
-    replica.set_applied(applier.position);
-    replica.set_backend(Some(backend));
-    replica.mark_healthy();
-    ctx.progress.notify_waiters();
+    )));
 
     let primary_path = ctx.primary_path.clone();
     let primary =
@@ -267,6 +262,14 @@ async fn follow(replica: &Arc<Replica>, ctx: &Arc<ShipContext>, applier: Applier
         if ctx.stopping() {
             return Interrupted::Stop;
         }
+        if readers
+            .as_ref()
+            .is_some_and(|opening| opening.is_finished())
+            && let Some(opening) = readers.take()
+            && let Err(why) = serve_reads(replica, ctx, opening.await)
+        {
+            return Interrupted::Rebuild(why);
+        }
         if replica.take_rebuild_request() {
             return Interrupted::Rebuild(
                 replica
@@ -277,10 +280,26 @@ async fn follow(replica: &Arc<Replica>, ctx: &Arc<ShipContext>, applier: Applier
         let target = committed.borrow_and_update().lsn;
         if replica.applied().lsn >= target {
             replica.set_pending_since_us(0);
+            if !replica.in_rotation() {
+                replica.rejoin_rotation(target);
+                ctx.progress.notify_waiters();
+            }
+            let opened = async {
+                match readers.as_mut() {
+                    Some(opening) => opening.await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 changed = committed.changed() => if changed.is_err() { return Interrupted::Stop; },
                 _ = replica.wake.notified() => {}
                 _ = shutdown.changed() => return Interrupted::Stop,
+                opened = opened => {
+                    readers = None;
+                    if let Err(why) = serve_reads(replica, ctx, opened) {
+                        return Interrupted::Rebuild(why);
+                    }
+                }
             }
             continue;
         }
@@ -322,4 +341,21 @@ async fn follow(replica: &Arc<Replica>, ctx: &Arc<ShipContext>, applier: Applier
             Err(e) => return Interrupted::Rebuild(format!("the applier failed: {e}")),
         }
     }
+}
+
+/// The replica's read connections opened (or failed to): it joins the read rotation.
+fn serve_reads(
+    replica: &Replica,
+    ctx: &ShipContext,
+    opened: Result<Result<SqliteBackend, StorageError>, tokio::task::JoinError>,
+) -> Result<(), String> {
+    let backend = match opened {
+        Ok(Ok(backend)) => backend,
+        Ok(Err(e)) => return Err(format!("cannot open read connections: {e}")),
+        Err(e) => return Err(format!("cannot open read connections: {e}")),
+    };
+    replica.set_backend(Some(Arc::new(backend)));
+    replica.mark_healthy();
+    ctx.progress.notify_waiters();
+    Ok(())
 }

@@ -9,7 +9,7 @@ pub mod sharding;
 
 use std::sync::Arc;
 
-pub use shard::{DatabaseStatus, ReadFrom, ReadTarget, Shard};
+pub use shard::{DatabaseStatus, ReadFrom, ReadPolicy, ReadTarget, Shard};
 
 /// Every shard of the cluster, in config order. The first shard also holds the tables that are
 /// neither sharded nor reference tables, and answers catalog queries.

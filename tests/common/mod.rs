@@ -60,8 +60,13 @@ password = "{password}"
 
 /// One primary and two replicas (weights 2 and 1) with the given `[replication]` settings.
 pub fn replicated_config(replication: &str) -> String {
+    replicated_config_with_auth("scram-sha-256", replication)
+}
+
+/// [`replicated_config`] with another `auth` method (`trust` logs in without SCRAM's cost).
+pub fn replicated_config_with_auth(auth: &str, replication: &str) -> String {
     config_text(
-        "scram-sha-256",
+        auth,
         "app",
         &format!(
             r#"[replication]
