@@ -28,7 +28,6 @@ use super::Shared;
 use super::session::{CopyTarget, LOCK_TIMEOUT, REPORTED, Session, SessionState, Txn, TxnState};
 use super::status::{REPLICAS_STATUS, SHARDS_STATUS};
 use super::values::{encode_field, from_binary, from_text};
-use crate::config::ReadConsistency;
 use crate::error::{Error, SessionError};
 use crate::router::ReadFrom;
 use crate::sql::copy::CopySource;
@@ -236,17 +235,6 @@ impl Shared {
                         ))
                         .into());
                     }
-                } else if lowered == ReadConsistency::SETTING {
-                    if value
-                        .as_deref()
-                        .is_some_and(|v| ReadConsistency::parse(v).is_none())
-                    {
-                        return Err(crate::sql::error::SqlError::InvalidSettingValue(format!(
-                            "invalid value for parameter \"{name}\": {:?} (strong, session or eventual)",
-                            value.as_deref().unwrap_or_default()
-                        ))
-                        .into());
-                    }
                 } else if lowered == super::execute::SHARD_SETTING {
                     if let Some(shard) = value.as_deref().filter(|v| !v.is_empty())
                         && self.router.shard_index(shard).is_none()
@@ -266,7 +254,9 @@ impl Shared {
                         "standard_conforming_strings = off is not supported: shardgate reads string literals as PostgreSQL does with it on (use E'...' for escapes)".into(),
                     )
                     .into());
-                } else if lowered.starts_with("shardgate.") {
+                } else if lowered.starts_with("shardgate.")
+                    && lowered != crate::config::ReadConsistency::SETTING
+                {
                     return Err(crate::sql::error::SqlError::UnknownSetting(name.clone()).into());
                 }
                 match state.settings.set(name, value.clone()) {

@@ -102,6 +102,14 @@ pub fn checked_setting(name: &str, value: Option<String>) -> Result<Option<Strin
             .ok_or_else(invalid)?
             .name()
             .to_string()
+    } else if name.eq_ignore_ascii_case(crate::config::ReadConsistency::SETTING) {
+        crate::config::ReadConsistency::parse(&value)
+            .ok_or_else(|| {
+                SqlError::InvalidSettingValue(format!(
+                    "invalid value for parameter \"{name}\": \"{value}\" (strong, session or eventual)"
+                ))
+            })?
+            .to_string()
     } else {
         value
     };
@@ -148,6 +156,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("application_name", ""),
     ("search_path", "\"$user\", public"),
     ("extra_float_digits", "1"),
+    // Replaced by the configured `[replication] read_consistency` (ConfiguredDefaults).
+    (crate::config::ReadConsistency::SETTING, "strong"),
     ("transaction_isolation", "read committed"),
     ("default_transaction_isolation", "read committed"),
     ("transaction_read_only", "off"),
