@@ -10,6 +10,9 @@ pub enum SqlError {
     /// A parameter value that does not decode as its type.
     #[error("{0}")]
     InvalidParameter(String),
+    /// A date or time text that does not parse (`22007`).
+    #[error("{0}")]
+    InvalidDatetime(String),
     /// A value outside its type's range.
     #[error("{0}")]
     OutOfRange(String),

@@ -6,9 +6,11 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{
     BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, LimitClause, SelectItem,
-    SetExpr, Statement, TableFactor, Value, Visit, Visitor,
+    SetExpr, Statement, TableFactor, Value, Visit, VisitMut, Visitor, VisitorMut,
 };
 
+use super::datetime;
+use super::error::SqlError;
 use super::rewrite::name_text;
 use super::types::{PgType, TypeWithMod, declared_type};
 use crate::storage::schema::Schema;
@@ -457,6 +459,172 @@ pub fn parameter_types(stmt: &Statement, schema: &Schema) -> Vec<TypeWithMod> {
                 .unwrap_or(TypeWithMod::plain(PgType::Text))
         })
         .collect()
+}
+
+/// PostgreSQL resolves an untyped literal compared with, or assigned to, a timestamptz to a
+/// timestamptz: `created = '2024-07-01 12:00:00-04'` compares instants. SQLite would compare
+/// the literal's text with the stored form, so such literals (and the literals of explicit
+/// casts) are written in the stored form here, where routing sees them too: a timestamptz
+/// shard key is placed and found by its instant. A literal that is not a timestamp is an
+/// error now, as in PostgreSQL, whether or not a row is compared with it; `'now'` is left to
+/// run time (plans are cached) with the cast PostgreSQL implies.
+pub fn resolve_timestamptz_literals(stmt: &mut Statement, schema: &Schema) -> Result<(), SqlError> {
+    struct Resolve<'s, 'a> {
+        scope: &'s Scope<'a>,
+        error: Option<SqlError>,
+    }
+    fn literal_text(expr: &mut Expr) -> Option<&mut String> {
+        match expr {
+            Expr::Value(v) => match &mut v.value {
+                Value::SingleQuotedString(s) | Value::EscapedStringLiteral(s) => Some(s),
+                Value::DollarQuotedString(d) => Some(&mut d.value),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+    /// Writes a literal in the stored form; false for `'now'`, which has none yet.
+    fn store(expr: &mut Expr) -> Result<bool, SqlError> {
+        let Some(text) = literal_text(expr) else {
+            return Ok(true);
+        };
+        if text.trim().eq_ignore_ascii_case("now") {
+            return Ok(false);
+        }
+        *text = datetime::to_stored(text)?;
+        Ok(true)
+    }
+    fn resolve(expr: &mut Expr) -> Result<(), SqlError> {
+        if store(expr)? {
+            return Ok(());
+        }
+        let literal = std::mem::replace(expr, Expr::value(Value::Null));
+        *expr = Expr::Cast {
+            kind: sqlparser::ast::CastKind::DoubleColon,
+            expr: Box::new(literal),
+            data_type: sqlparser::ast::DataType::Custom(
+                sqlparser::ast::ObjectName::from(vec![sqlparser::ast::Ident::new("timestamptz")]),
+                vec![],
+            ),
+            format: None,
+        };
+        Ok(())
+    }
+    impl Resolve<'_, '_> {
+        fn is_timestamptz(&self, expr: &Expr) -> bool {
+            self.scope
+                .expr_type(expr)
+                .is_some_and(|t| t.pg == PgType::Timestamptz)
+        }
+
+        fn pair(&self, left: &mut Expr, right: &mut Expr) -> Result<(), SqlError> {
+            if self.is_timestamptz(left) {
+                resolve(right)
+            } else if self.is_timestamptz(right) {
+                resolve(left)
+            } else {
+                Ok(())
+            }
+        }
+
+        fn resolve_expr(&self, expr: &mut Expr) -> Result<(), SqlError> {
+            match expr {
+                Expr::BinaryOp {
+                    left,
+                    op:
+                        BinaryOperator::Eq
+                        | BinaryOperator::NotEq
+                        | BinaryOperator::Lt
+                        | BinaryOperator::LtEq
+                        | BinaryOperator::Gt
+                        | BinaryOperator::GtEq,
+                    right,
+                }
+                | Expr::IsDistinctFrom(left, right)
+                | Expr::IsNotDistinctFrom(left, right) => self.pair(left, right),
+                Expr::Between {
+                    expr, low, high, ..
+                } if self.is_timestamptz(expr) => {
+                    resolve(low)?;
+                    resolve(high)
+                }
+                Expr::In {
+                    expr,
+                    target: sqlparser::ast::InTarget::List(list),
+                    ..
+                } if self.is_timestamptz(expr) => list.iter_mut().try_for_each(resolve),
+                Expr::Cast {
+                    expr: inner,
+                    data_type,
+                    ..
+                } if declared_type(&data_type.to_string()).ty.pg == PgType::Timestamptz => {
+                    store(inner).map(|_| ())
+                }
+                _ => Ok(()),
+            }
+        }
+    }
+    impl VisitorMut for Resolve<'_, '_> {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            match self.resolve_expr(expr) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(e) => {
+                    self.error = Some(e);
+                    ControlFlow::Break(())
+                }
+            }
+        }
+    }
+    let scope = Scope::of(stmt, schema);
+    let is_timestamptz = |table: &str, column: &str| {
+        schema
+            .column_type(table, column)
+            .is_some_and(|t| t.pg == PgType::Timestamptz)
+    };
+    match stmt {
+        Statement::Insert(insert) => {
+            if let sqlparser::ast::TableObject::TableName(name) = &insert.table
+                && let Some(source) = insert.source.as_mut()
+                && let SetExpr::Values(values) = source.body.as_mut()
+            {
+                let table = name_text(name);
+                let columns: Vec<String> = if insert.columns.is_empty() {
+                    schema
+                        .table(&table)
+                        .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
+                        .unwrap_or_default()
+                } else {
+                    insert.columns.iter().map(name_text).collect()
+                };
+                for row in &mut values.rows {
+                    for (expr, column) in row.iter_mut().zip(&columns) {
+                        if is_timestamptz(&table, column) {
+                            resolve(expr)?;
+                        }
+                    }
+                }
+            }
+        }
+        Statement::Update(update) => {
+            for assignment in &mut update.assignments {
+                if let sqlparser::ast::AssignmentTarget::ColumnName(column) = &assignment.target
+                    && scope
+                        .column(None, &name_text(column))
+                        .is_some_and(|t| t.pg == PgType::Timestamptz)
+                {
+                    resolve(&mut assignment.value)?;
+                }
+            }
+        }
+        _ => {}
+    }
+    let mut resolver = Resolve {
+        scope: &scope,
+        error: None,
+    };
+    let _ = stmt.visit(&mut resolver);
+    resolver.error.map_or(Ok(()), Err)
 }
 
 /// What the AST says about one select-list item.

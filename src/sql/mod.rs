@@ -2,6 +2,7 @@
 //! parameter and result types.
 pub mod catalog_rewrite;
 pub mod copy;
+pub(crate) mod datetime;
 pub mod error;
 pub mod infer;
 pub mod plan;

@@ -15,7 +15,7 @@ use sqlparser::parser::Parser;
 
 use super::copy::{CopyCommand, parse_copy};
 use super::error::SqlError;
-use super::infer::{ProjectedItem, parameter_types, projection};
+use super::infer::{ProjectedItem, parameter_types, projection, resolve_timestamptz_literals};
 use super::rewrite::{Rewritten, name_text, rewrite};
 use super::types::TypeWithMod;
 use crate::storage::schema::Schema;
@@ -542,6 +542,9 @@ fn plan_statement(stmt: Statement, schema: &Schema) -> Plan {
         super::catalog_rewrite::rewrite_catalog_query(&mut stmt);
     }
     if let Err(error) = name_insert_columns(&mut stmt, schema) {
+        return Plan::refuse(error);
+    }
+    if let Err(error) = resolve_timestamptz_literals(&mut stmt, schema) {
         return Plan::refuse(error);
     }
     let creates_virtual_table = matches!(stmt, Statement::CreateVirtualTable { .. });

@@ -14,6 +14,7 @@ use sqlparser::ast::{
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
+use super::datetime;
 use super::error::SqlError;
 use super::types::{PgType, TypeWithMod, declared_type};
 use crate::storage::schema::CatalogChange;
@@ -130,6 +131,12 @@ pub fn rewrite(mut stmt: Statement, catalog_query: bool) -> Result<Rewritten, Sq
                         column_def.data_type = sqlite_column_type(&column_def.data_type, declared);
                         out.statements
                             .push(format!("ALTER TABLE {table} ADD COLUMN {column_def}"));
+                        if declared.ty.pg == PgType::Timestamptz {
+                            out.statements.extend(datetime::store_triggers(
+                                &name_text(&alter.name),
+                                &column_def.name.value,
+                            ));
+                        }
                     }
                     AlterTableOperation::RenameTable { table_name } => {
                         let to = match &table_name {
@@ -144,6 +151,23 @@ pub fn rewrite(mut stmt: Statement, catalog_query: bool) -> Result<Rewritten, Sq
                             "ALTER TABLE {table} RENAME TO {}",
                             unqualified(&to)
                         ));
+                    }
+                    AlterTableOperation::DropColumn { column_names, .. } => {
+                        for column in &column_names {
+                            // SQLite refuses to drop a column its triggers use.
+                            for event in ["INSERT", "UPDATE"] {
+                                out.statements.push(format!(
+                                    "DROP TRIGGER IF EXISTS \"{}\"",
+                                    datetime::store_trigger_name(
+                                        &name_text(&alter.name),
+                                        &column.value,
+                                        event
+                                    )
+                                ));
+                            }
+                            out.statements
+                                .push(format!("ALTER TABLE {table} DROP COLUMN {column}"));
+                        }
                     }
                     other => out.statements.push(format!("ALTER TABLE {table} {other}")),
                 }
@@ -180,6 +204,11 @@ fn unqualified(name: &ObjectName) -> String {
         [schema, table] if schema.to_string().eq_ignore_ascii_case("public") => table.to_string(),
         _ => name.to_string(),
     }
+}
+
+/// `name` as a double-quoted SQL identifier.
+pub(crate) fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// The bare (unquoted) last identifier of a name.
@@ -285,8 +314,14 @@ fn rewrite_create_table(mut create: sqlparser::ast::CreateTable) -> Result<Rewri
             sql.insert_str(close, &extra);
         }
     }
+    let mut statements = vec![sql];
+    for (column, ty) in &declared_columns {
+        if ty.pg == PgType::Timestamptz {
+            statements.extend(datetime::store_triggers(&table, column));
+        }
+    }
     Ok(Rewritten {
-        statements: vec![sql],
+        statements,
         catalog: vec![CatalogChange::Declare {
             table,
             columns: declared_columns,
@@ -314,8 +349,12 @@ fn function_name(function: &Function) -> String {
 }
 
 fn lower_call(expr: Expr) -> Expr {
+    call("lower", expr)
+}
+
+fn call(function: &str, expr: Expr) -> Expr {
     Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::new("lower")]),
+        name: ObjectName::from(vec![Ident::new(function)]),
         uses_odbc_syntax: false,
         parameters: FunctionArguments::None,
         args: FunctionArguments::List(sqlparser::ast::FunctionArgumentList {
@@ -437,6 +476,11 @@ impl VisitorMut for ExprRewriter {
                         }
                     }
                 }
+                if target == PgType::Timestamptz {
+                    let value = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
+                    *expr = call(datetime::STORE_FUNCTION, value);
+                    return ControlFlow::Continue(());
+                }
                 *kind = CastKind::Cast;
                 *data_type = custom_type(target.sqlite_cast_type());
             }
@@ -453,8 +497,14 @@ impl VisitorMut for ExprRewriter {
                 _ => {}
             },
             Expr::TypedString(typed) => {
-                let value = typed.value.value.clone();
-                *expr = Expr::Value(value.into());
+                let timestamptz =
+                    declared_type(&typed.data_type.to_string()).ty.pg == PgType::Timestamptz;
+                let value = Expr::Value(typed.value.value.clone().into());
+                *expr = if timestamptz {
+                    call(datetime::STORE_FUNCTION, value)
+                } else {
+                    value
+                };
             }
             Expr::ILike {
                 negated,

@@ -404,6 +404,24 @@ fn register_functions(
                 .to_string())
         })?;
     }
+    conn.create_scalar_function(
+        crate::sql::datetime::STORE_FUNCTION,
+        1,
+        deterministic,
+        |ctx| {
+            let text = match ctx.get_raw(0) {
+                rusqlite::types::ValueRef::Null => return Ok(None),
+                rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
+                    String::from_utf8_lossy(t).into_owned()
+                }
+                rusqlite::types::ValueRef::Integer(i) => i.to_string(),
+                rusqlite::types::ValueRef::Real(f) => f.to_string(),
+            };
+            crate::sql::datetime::to_stored(&text)
+                .map(Some)
+                .map_err(|e| super::error::function_error(&e))
+        },
+    )?;
     // PostgreSQL's random() is a float in [0, 1); SQLite's is a 64-bit integer.
     conn.create_scalar_function("random", 0, volatile, |_| Ok(rand::random::<f64>()))?;
     conn.create_scalar_function("gen_random_uuid", 0, volatile, |_| {

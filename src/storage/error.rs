@@ -14,6 +14,10 @@ pub enum StorageErrorKind {
     NumericOutOfRange,
     /// A string longer than its `varchar(n)`.
     StringTooLong,
+    /// A date or time text that does not parse, found by one of shardgate's SQL functions.
+    InvalidDatetimeFormat,
+    /// A value shardgate cannot store correctly, found by one of its SQL functions.
+    Unsupported,
     UndefinedTable,
     UndefinedColumn,
     UndefinedFunction,
@@ -47,6 +51,39 @@ pub struct StorageError {
     pub message: String,
 }
 
+/// SQLite passes only the text of a SQL function's error on, so shardgate's own functions
+/// start it with a marker naming the error's kind.
+const FUNCTION_ERRORS: [(&str, StorageErrorKind); 2] = [
+    (
+        "[shardgate:invalid-datetime] ",
+        StorageErrorKind::InvalidDatetimeFormat,
+    ),
+    ("[shardgate:unsupported] ", StorageErrorKind::Unsupported),
+];
+
+/// The error one of shardgate's SQL functions reports for an input the SQL layer refused.
+pub fn function_error(error: &crate::sql::error::SqlError) -> rusqlite::Error {
+    use crate::sql::error::SqlError;
+    let kind = match error {
+        SqlError::InvalidDatetime(_) => StorageErrorKind::InvalidDatetimeFormat,
+        SqlError::Unsupported(_) => StorageErrorKind::Unsupported,
+        _ => StorageErrorKind::Internal,
+    };
+    let marker = FUNCTION_ERRORS
+        .iter()
+        .find(|(_, k)| *k == kind)
+        .map(|(marker, _)| *marker)
+        .unwrap_or_default();
+    rusqlite::Error::UserFunctionError(format!("{marker}{error}").into())
+}
+
+fn from_function_error(text: &str) -> Option<StorageError> {
+    FUNCTION_ERRORS.iter().find_map(|(marker, kind)| {
+        let (_, message) = text.split_once(marker)?;
+        Some(StorageError::new(*kind, message))
+    })
+}
+
 impl StorageError {
     pub fn new(kind: StorageErrorKind, message: impl Into<String>) -> Self {
         StorageError {
@@ -69,6 +106,9 @@ impl From<rusqlite::Error> for StorageError {
     fn from(error: rusqlite::Error) -> Self {
         use StorageErrorKind as K;
         let text = error.to_string();
+        if let Some(own) = from_function_error(&text) {
+            return own;
+        }
         let (code, extended) = match &error {
             rusqlite::Error::SqliteFailure(e, _) => (Some(e.code), e.extended_code),
             _ => (None, 0),

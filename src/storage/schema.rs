@@ -27,6 +27,88 @@ pub fn create_internal_tables(conn: &Connection) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// Converts the timestamptz columns of a file written before timestamptz had one stored form
+/// (the text a client sent, offset and all): each gets the triggers that keep its values in
+/// the stored form, and its values are rewritten into it. It runs on a primary's writer in
+/// one transaction, so on a replicated shard the replicas receive it through the log like any
+/// other write. Returns how many columns were converted; a value that is not a timestamp
+/// fails the conversion, naming the table and column.
+pub fn convert_stored_timestamptz(conn: &super::SqlConn) -> Result<usize, StorageError> {
+    use crate::sql::datetime::{STORE_FUNCTION, store_trigger_name, store_triggers};
+    use crate::sql::rewrite::quote_identifier;
+    let columns: Vec<(String, String)> = conn.as_internal(|c| {
+        let mut stmt = c.prepare(
+            "SELECT m.name, p.name FROM _shardgate_columns AS k \
+             JOIN sqlite_schema AS m ON lower(m.name) = k.table_name AND m.type = 'table' \
+             JOIN pragma_table_info(m.name) AS p ON lower(p.name) = k.column_name \
+             WHERE k.type_oid = ?1",
+        )?;
+        let rows = stmt.query_map([PgType::Timestamptz.oid()], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })?;
+        let mut columns = Vec::new();
+        for row in rows {
+            let (table, column) = row?;
+            let trigger = store_trigger_name(&table, &column, "INSERT");
+            let converted: bool = c.query_row(
+                "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'trigger' AND name = ?1",
+                [&trigger],
+                |row| row.get(0),
+            )?;
+            if !converted {
+                columns.push((table, column));
+            }
+        }
+        Ok::<_, StorageError>(columns)
+    })?;
+    if columns.is_empty() {
+        return Ok(0);
+    }
+    let triggers: Vec<Arc<str>> = columns
+        .iter()
+        .flat_map(|(table, column)| store_triggers(table, column))
+        .map(Arc::from)
+        .collect();
+    conn.begin()?;
+    let converted = conn
+        .with_ddl_logged(&triggers, || {
+            triggers
+                .iter()
+                .try_for_each(|sql| Ok::<_, StorageError>(conn.conn.execute_batch(sql)?))
+        })
+        .and_then(|()| {
+            columns.iter().try_for_each(|(table, column)| {
+                let (t, c) = (quote_identifier(table), quote_identifier(column));
+                conn.conn
+                    .execute(
+                        &format!(
+                            "UPDATE {t} SET {c} = {STORE_FUNCTION}({c}) WHERE {c} IS NOT {STORE_FUNCTION}({c})"
+                        ),
+                        [],
+                    )
+                    .map(|changed| {
+                        tracing::info!(
+                            "converted {changed} timestamptz values of {table}.{column} to UTC"
+                        )
+                    })
+                    .map_err(|e| {
+                        let e = StorageError::from(e);
+                        StorageError::new(
+                            e.kind,
+                            format!(
+                                "cannot convert the timestamptz column {table}.{column} written by an earlier shardgate to UTC: {e}"
+                            ),
+                        )
+                    })
+            })
+        })
+        .and_then(|()| conn.commit().map(|_| columns.len()));
+    if converted.is_err() {
+        conn.rollback();
+    }
+    converted
+}
+
 /// A change to the recorded declared types that goes with a DDL statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CatalogChange {
