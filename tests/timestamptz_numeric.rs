@@ -443,8 +443,8 @@ async fn files_of_earlier_versions_are_converted_on_open_and_replicated() {
     for file in common::replicas::files(&data_dir) {
         let conn = rusqlite::Connection::open(&file).unwrap();
         conn.execute_batch(
-            "DROP TRIGGER \"_shardgate_tz_events_created_insert\";
-             DROP TRIGGER \"_shardgate_tz_events_created_update\";
+            "DROP TRIGGER \"_shardgate_store_events_created_insert\";
+             DROP TRIGGER \"_shardgate_store_events_created_update\";
              UPDATE events SET created = '2024-07-01T12:34:56.789012-04:00' WHERE id = 1;",
         )
         .unwrap();
@@ -507,5 +507,83 @@ async fn what_is_not_a_storable_timestamptz_is_an_error() {
         assert_eq!(code(err).as_deref(), Some(expected), "{sql}");
     }
     assert_eq!(rows(&client, "SELECT count(*) FROM events").await, ["0"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn numeric_arithmetic_comparison_and_sums_are_exact() {
+    let server = common::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE product (id INT PRIMARY KEY, price NUMERIC(10,2), qty INT);
+             INSERT INTO product VALUES (1, 0.10, 3), (2, 0.20, 1);
+             UPDATE product SET price = price + 0.20 WHERE id = 1;",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&client, "SELECT id, price FROM product WHERE price = 0.30").await,
+        ["1|0.30"]
+    );
+    assert_eq!(
+        rows(&client, "SELECT 0.1::numeric + 0.2::numeric = 0.3::numeric").await,
+        ["t"]
+    );
+    assert_eq!(
+        rows(
+            &client,
+            "SELECT sum(price) FROM product WHERE id = 2 OR id = 1"
+        )
+        .await,
+        ["0.50"]
+    );
+    // Stored values are rounded to the declared scale, half away from zero.
+    client
+        .batch_execute(
+            "INSERT INTO product VALUES (3, 2.675, 1), (4, -0.125, 1);
+             INSERT INTO product SELECT 5, 1.005, 2;",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(
+            &client,
+            "SELECT id, price FROM product WHERE id > 2 ORDER BY id"
+        )
+        .await,
+        ["3|2.68", "4|-0.13", "5|1.01"]
+    );
+    assert_eq!(
+        rows(&client, "SELECT id FROM product WHERE price * qty = 2.02").await,
+        ["5"]
+    );
+    server.stop().await;
+}
+
+/// numeric statements whose text answers must agree with PostgreSQL 15's.
+const NUMERIC_AGREES_WITH_POSTGRES: &[&str] = &[
+    "CREATE TABLE p (id INT PRIMARY KEY, price NUMERIC(10,2), qty INT)",
+    "INSERT INTO p VALUES (1, 0.10, 3), (2, 0.20, 1), (3, 2.675, 2), (4, -2.675, 1), (5, 7, 4)",
+    "UPDATE p SET price = price + 0.20 WHERE id = 1",
+    "SELECT id, price FROM p WHERE price = 0.30",
+    "SELECT sum(price), min(price), max(price) FROM p",
+    "SELECT id, price * qty, price + 1, price - 0.005 FROM p ORDER BY id",
+    "SELECT id FROM p WHERE price * qty > 1 ORDER BY id",
+    "SELECT 0.1::numeric + 0.2::numeric = 0.3::numeric, 0.1 + 0.2, 1.5 * 2.25, 0.10, 3 * 0.1",
+    "SELECT sum(price * qty) FROM p",
+];
+
+#[tokio::test]
+async fn numeric_answers_agree_with_postgres() {
+    let Some(postgres) = Postgres::start() else {
+        return;
+    };
+    let server = common::start().await;
+    let ours = server.connect().await;
+    let theirs = postgres.connect().await;
+    for sql in NUMERIC_AGREES_WITH_POSTGRES {
+        assert_eq!(rows(&ours, sql).await, rows(&theirs, sql).await, "{sql}");
+    }
     server.stop().await;
 }

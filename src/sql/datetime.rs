@@ -6,12 +6,11 @@
 //! value arrives goes through [`to_stored`]: parameters and COPY fields when they are decoded,
 //! casts and literals compared with a timestamptz through the SQL function
 //! [`STORE_FUNCTION`], and anything else a write stores through the triggers of
-//! [`store_triggers`].
+//! [`super::types::store_triggers`].
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
 use super::error::SqlError;
-use super::rewrite::quote_identifier;
 use super::types::PgType;
 
 /// The SQL function (registered on every connection) that turns a timestamptz input text
@@ -123,40 +122,6 @@ pub fn to_stored(text: &str) -> Result<String, SqlError> {
         ))
     })?;
     stored(&instant)
-}
-
-/// The triggers that store every value a write puts into `table.column` (a timestamptz) in
-/// the stored form, whatever expression produced it (`INSERT ... SELECT`, a text column,
-/// SQLite's `CURRENT_TIMESTAMP`, a literal default). They run after the row is written and
-/// only change it when the value is not in the stored form yet.
-pub fn store_triggers(table: &str, column: &str) -> Vec<String> {
-    let (t, c) = (quote_identifier(table), quote_identifier(column));
-    ["INSERT", "UPDATE"]
-        .iter()
-        .map(|event| {
-            let on = match *event {
-                "UPDATE" => format!("UPDATE OF {c}"),
-                other => other.to_string(),
-            };
-            format!(
-                "CREATE TRIGGER {} AFTER {on} ON {t} FOR EACH ROW \
-                 WHEN NEW.{c} IS NOT {STORE_FUNCTION}(NEW.{c}) \
-                 BEGIN UPDATE {t} SET {c} = {STORE_FUNCTION}(NEW.{c}) WHERE rowid = NEW.rowid; END",
-                quote_identifier(&store_trigger_name(table, column, event))
-            )
-        })
-        .collect()
-}
-
-/// The name of one of [`store_triggers`]: `event` is `INSERT` or `UPDATE`.
-pub fn store_trigger_name(table: &str, column: &str, event: &str) -> String {
-    format!(
-        "{}tz_{}_{}_{}",
-        crate::storage::schema::INTERNAL_PREFIX,
-        table.to_ascii_lowercase(),
-        column.to_ascii_lowercase(),
-        event.to_ascii_lowercase()
-    )
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use sqlparser::ast::{
 
 use super::datetime;
 use super::error::SqlError;
+use super::numeric;
 use super::rewrite::name_text;
 use super::types::{PgType, TypeWithMod, declared_type};
 use crate::storage::schema::Schema;
@@ -170,8 +171,11 @@ impl<'a> Scope<'a> {
             Expr::Cast { data_type, .. } => Some(declared_type(&data_type.to_string()).ty),
             Expr::Value(v) => match &v.value {
                 Value::Number(n, _) => {
-                    if n.contains(['.', 'e', 'E']) {
+                    if n.contains(['e', 'E']) {
                         plain(PgType::Numeric)
+                    } else if n.contains('.') {
+                        // PostgreSQL prints a numeric literal with the digits it was written with.
+                        self.numeric_scale(expr).map(TypeWithMod::numeric_of_scale)
                     } else if n.parse::<i32>().is_ok() {
                         plain(PgType::Int4)
                     } else if n.parse::<i64>().is_ok() {
@@ -217,7 +221,13 @@ impl<'a> Scope<'a> {
                 | BinaryOperator::Modulo => {
                     let l = self.expr_type(left)?;
                     let r = self.expr_type(right)?;
-                    Some(TypeWithMod::plain(wider(l.pg, r.pg)))
+                    let ty = wider(l.pg, r.pg);
+                    match self.numeric_scale(expr) {
+                        Some(scale) if ty == PgType::Numeric => {
+                            Some(TypeWithMod::numeric_of_scale(scale))
+                        }
+                        _ => Some(TypeWithMod::plain(ty)),
+                    }
                 }
                 _ => None,
             },
@@ -236,13 +246,18 @@ impl<'a> Scope<'a> {
                         Some(PgType::Int2 | PgType::Int4) => plain(PgType::Int8),
                         Some(PgType::Float4) => plain(PgType::Float4),
                         Some(PgType::Float8) => plain(PgType::Float8),
-                        _ => plain(PgType::Numeric),
+                        // A sum has the scale of what it adds up.
+                        _ => match self.numeric_scale(expr) {
+                            Some(scale) => Some(TypeWithMod::numeric_of_scale(scale)),
+                            None => plain(PgType::Numeric),
+                        },
                     },
                     "avg" => match first_arg.map(|t| t.pg) {
                         Some(PgType::Float4 | PgType::Float8) => plain(PgType::Float8),
                         _ => plain(PgType::Numeric),
                     },
-                    "min" | "max" | "coalesce" | "abs" | "nullif" => first_arg,
+                    "min" | "max" | "coalesce" | "abs" | "nullif" | "round" => first_arg,
+                    name if name == numeric::ROUND_FUNCTION => first_arg,
                     "length" | "char_length" | "octet_length" | "strpos" | "position" => {
                         plain(PgType::Int4)
                     }
@@ -280,6 +295,132 @@ impl<'a> Scope<'a> {
             _ => None,
         }
     }
+}
+
+impl Scope<'_> {
+    /// The number of digits after the point PostgreSQL gives the numeric (or integer) value of
+    /// `expr`, when it follows from the statement: a literal's digits, a `numeric(p, s)`
+    /// column's scale, the larger scale for `+` and `-`, the sum of both for `*`, and for
+    /// `sum`, `min`, `max`, `abs` the scale of their argument. Integers have scale 0.
+    fn numeric_scale(&self, expr: &Expr) -> Option<usize> {
+        let args = |function: &sqlparser::ast::Function| -> Vec<Expr> {
+            match &function.args {
+                FunctionArguments::List(list) => list
+                    .args
+                    .iter()
+                    .filter_map(|a| match a {
+                        FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            }
+        };
+        match expr {
+            Expr::Value(v) => match &v.value {
+                Value::Number(n, _) if !n.contains(['e', 'E']) => {
+                    Some(n.split_once('.').map_or(0, |(_, digits)| digits.len()))
+                }
+                _ => None,
+            },
+            Expr::Nested(inner) | Expr::UnaryOp { expr: inner, .. } => self.numeric_scale(inner),
+            Expr::Cast {
+                expr: inner,
+                data_type,
+                ..
+            } => {
+                let ty = declared_type(&data_type.to_string()).ty;
+                match ty.pg {
+                    PgType::Numeric => ty.numeric_scale().or_else(|| self.numeric_scale(inner)),
+                    pg if pg.is_integer() => Some(0),
+                    _ => None,
+                }
+            }
+            Expr::BinaryOp { left, op, right } => {
+                let (l, r) = (self.numeric_scale(left)?, self.numeric_scale(right)?);
+                match op {
+                    BinaryOperator::Plus | BinaryOperator::Minus => Some(l.max(r)),
+                    BinaryOperator::Multiply => Some(l + r),
+                    _ => None,
+                }
+            }
+            Expr::Function(function) => {
+                let name = name_text(&function.name).to_ascii_lowercase();
+                match (name.as_str(), args(function).as_slice()) {
+                    ("sum" | "min" | "max" | "abs", [arg]) => self.numeric_scale(arg),
+                    (name, [_, digits]) if name == "round" || name == numeric::ROUND_FUNCTION => {
+                        self.numeric_scale(digits).and_then(|_| match digits {
+                            Expr::Value(v) => match &v.value {
+                                Value::Number(n, _) => n.parse().ok(),
+                                _ => None,
+                            },
+                            _ => None,
+                        })
+                    }
+                    _ => None,
+                }
+            }
+            _ => match self.expr_type(expr)? {
+                ty if ty.pg.is_integer() => Some(0),
+                ty => ty.numeric_scale(),
+            },
+        }
+    }
+}
+
+/// `+`, `-` and `*` of numerics are exact in PostgreSQL, with a result scale that follows from
+/// the operands' (see [`Scope::numeric_scale`]); SQLite computes them in doubles, where
+/// 0.1 + 0.2 is 0.30000000000000004. Rounding the double to the result's scale gives the
+/// double nearest to the exact decimal result, the same one a literal of that value is, so
+/// comparisons and stored values agree with PostgreSQL for values of up to 15 significant
+/// digits (numeric columns of larger precision are refused when they are created).
+pub fn round_numeric_arithmetic(stmt: &mut Statement, schema: &Schema) {
+    struct Round<'s, 'a> {
+        scope: &'s Scope<'a>,
+    }
+    impl VisitorMut for Round<'_, '_> {
+        type Break = ();
+        fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            if let Expr::BinaryOp {
+                op: BinaryOperator::Plus | BinaryOperator::Minus | BinaryOperator::Multiply,
+                ..
+            } = expr
+                && self
+                    .scope
+                    .expr_type(expr)
+                    .is_some_and(|t| t.pg == PgType::Numeric)
+                && let Some(scale) = self.scope.numeric_scale(expr)
+            {
+                let exact = std::mem::replace(expr, Expr::value(Value::Null));
+                *expr = Expr::Function(sqlparser::ast::Function {
+                    name: sqlparser::ast::ObjectName::from(vec![sqlparser::ast::Ident::new(
+                        numeric::ROUND_FUNCTION,
+                    )]),
+                    uses_odbc_syntax: false,
+                    parameters: FunctionArguments::None,
+                    args: FunctionArguments::List(sqlparser::ast::FunctionArgumentList {
+                        duplicate_treatment: None,
+                        args: vec![
+                            FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Nested(Box::new(
+                                exact,
+                            )))),
+                            FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::value(
+                                Value::Number(scale.to_string(), false),
+                            ))),
+                        ],
+                        clauses: vec![],
+                    }),
+                    filter: None,
+                    null_treatment: None,
+                    over: None,
+                    within_group: vec![],
+                });
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let scope = Scope::of(stmt, schema);
+    let _ = stmt.visit(&mut Round { scope: &scope });
 }
 
 fn wider(a: PgType, b: PgType) -> PgType {

@@ -5,6 +5,7 @@ pub mod copy;
 pub(crate) mod datetime;
 pub mod error;
 pub mod infer;
+pub(crate) mod numeric;
 pub mod plan;
 pub mod rewrite;
 pub mod types;

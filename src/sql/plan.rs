@@ -15,7 +15,10 @@ use sqlparser::parser::Parser;
 
 use super::copy::{CopyCommand, parse_copy};
 use super::error::SqlError;
-use super::infer::{ProjectedItem, parameter_types, projection, resolve_timestamptz_literals};
+use super::infer::{
+    ProjectedItem, parameter_types, projection, resolve_timestamptz_literals,
+    round_numeric_arithmetic,
+};
 use super::rewrite::{Rewritten, name_text, rewrite};
 use super::types::TypeWithMod;
 use crate::storage::schema::Schema;
@@ -547,6 +550,7 @@ fn plan_statement(stmt: Statement, schema: &Schema) -> Plan {
     if let Err(error) = resolve_timestamptz_literals(&mut stmt, schema) {
         return Plan::refuse(error);
     }
+    round_numeric_arithmetic(&mut stmt, schema);
     let creates_virtual_table = matches!(stmt, Statement::CreateVirtualTable { .. });
     let parsed = Arc::new(stmt.clone());
     match rewrite(stmt, catalog) {

@@ -16,7 +16,7 @@ use sqlparser::parser::Parser;
 
 use super::datetime;
 use super::error::SqlError;
-use super::types::{PgType, TypeWithMod, declared_type};
+use super::types::{PgType, TypeWithMod, declared_type, store_trigger_name, store_triggers};
 use crate::storage::schema::CatalogChange;
 
 /// What a PostgreSQL statement becomes on SQLite.
@@ -131,12 +131,11 @@ pub fn rewrite(mut stmt: Statement, catalog_query: bool) -> Result<Rewritten, Sq
                         column_def.data_type = sqlite_column_type(&column_def.data_type, declared);
                         out.statements
                             .push(format!("ALTER TABLE {table} ADD COLUMN {column_def}"));
-                        if declared.ty.pg == PgType::Timestamptz {
-                            out.statements.extend(datetime::store_triggers(
-                                &name_text(&alter.name),
-                                &column_def.name.value,
-                            ));
-                        }
+                        out.statements.extend(store_triggers(
+                            &name_text(&alter.name),
+                            &column_def.name.value,
+                            declared.ty,
+                        ));
                     }
                     AlterTableOperation::RenameTable { table_name } => {
                         let to = match &table_name {
@@ -158,7 +157,7 @@ pub fn rewrite(mut stmt: Statement, catalog_query: bool) -> Result<Rewritten, Sq
                             for event in ["INSERT", "UPDATE"] {
                                 out.statements.push(format!(
                                     "DROP TRIGGER IF EXISTS \"{}\"",
-                                    datetime::store_trigger_name(
+                                    store_trigger_name(
                                         &name_text(&alter.name),
                                         &column.value,
                                         event
@@ -316,9 +315,7 @@ fn rewrite_create_table(mut create: sqlparser::ast::CreateTable) -> Result<Rewri
     }
     let mut statements = vec![sql];
     for (column, ty) in &declared_columns {
-        if ty.pg == PgType::Timestamptz {
-            statements.extend(datetime::store_triggers(&table, column));
-        }
+        statements.extend(store_triggers(&table, column, *ty));
     }
     Ok(Rewritten {
         statements,

@@ -121,7 +121,7 @@ impl SqliteBackend {
         let schema = lease
             .run_blocking(&Canceller::default(), move |conn| {
                 if primary {
-                    super::schema::convert_stored_timestamptz(conn)?;
+                    super::schema::convert_stored_forms(conn)?;
                 }
                 conn.as_internal(Schema::load)
             })

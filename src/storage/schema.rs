@@ -27,28 +27,44 @@ pub fn create_internal_tables(conn: &Connection) -> Result<(), StorageError> {
     Ok(())
 }
 
-/// Converts the timestamptz columns of a file written before timestamptz had one stored form
-/// (the text a client sent, offset and all): each gets the triggers that keep its values in
-/// the stored form, and its values are rewritten into it. It runs on a primary's writer in
-/// one transaction, so on a replicated shard the replicas receive it through the log like any
-/// other write. Returns how many columns were converted; a value that is not a timestamp
-/// fails the conversion, naming the table and column.
-pub fn convert_stored_timestamptz(conn: &super::SqlConn) -> Result<usize, StorageError> {
-    use crate::sql::datetime::{STORE_FUNCTION, store_trigger_name, store_triggers};
+/// Converts what a file written by an earlier version stored in a form this one does not
+/// read: timestamptz columns held the text a client sent (offset and all), `numeric(p, s)`
+/// columns held values not rounded to their scale. Each such column (one without its
+/// [`store_triggers`]) gets its triggers, and its values are rewritten into the stored form.
+/// It runs on a primary's writer in one transaction, so on a replicated shard the replicas
+/// receive it through the log like any other write. Returns how many columns were
+/// converted; a value that does not convert (a timestamptz that is not a timestamp) fails
+/// the conversion, naming the table and column.
+pub fn convert_stored_forms(conn: &super::SqlConn) -> Result<usize, StorageError> {
     use crate::sql::rewrite::quote_identifier;
-    let columns: Vec<(String, String)> = conn.as_internal(|c| {
+    use crate::sql::types::{store_trigger_name, store_triggers};
+    let columns: Vec<(String, String, TypeWithMod)> = conn.as_internal(|c| {
         let mut stmt = c.prepare(
-            "SELECT m.name, p.name FROM _shardgate_columns AS k \
+            "SELECT m.name, p.name, k.type_oid, k.type_mod FROM _shardgate_columns AS k \
              JOIN sqlite_schema AS m ON lower(m.name) = k.table_name AND m.type = 'table' \
-             JOIN pragma_table_info(m.name) AS p ON lower(p.name) = k.column_name \
-             WHERE k.type_oid = ?1",
+             JOIN pragma_table_info(m.name) AS p ON lower(p.name) = k.column_name",
         )?;
-        let rows = stmt.query_map([PgType::Timestamptz.oid()], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        let rows = stmt.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, i64>(3)?,
+            ))
         })?;
         let mut columns = Vec::new();
         for row in rows {
-            let (table, column) = row?;
+            let (table, column, oid, typmod) = row?;
+            let Some(pg) = PgType::from_oid(oid as u32) else {
+                continue;
+            };
+            let ty = TypeWithMod {
+                pg,
+                typmod: typmod as i32,
+            };
+            if ty.store_expression("").is_none() {
+                continue;
+            }
             let trigger = store_trigger_name(&table, &column, "INSERT");
             let converted: bool = c.query_row(
                 "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'trigger' AND name = ?1",
@@ -56,7 +72,7 @@ pub fn convert_stored_timestamptz(conn: &super::SqlConn) -> Result<usize, Storag
                 |row| row.get(0),
             )?;
             if !converted {
-                columns.push((table, column));
+                columns.push((table, column, ty));
             }
         }
         Ok::<_, StorageError>(columns)
@@ -66,7 +82,7 @@ pub fn convert_stored_timestamptz(conn: &super::SqlConn) -> Result<usize, Storag
     }
     let triggers: Vec<Arc<str>> = columns
         .iter()
-        .flat_map(|(table, column)| store_triggers(table, column))
+        .flat_map(|(table, column, ty)| store_triggers(table, column, *ty))
         .map(Arc::from)
         .collect();
     conn.begin()?;
@@ -77,18 +93,18 @@ pub fn convert_stored_timestamptz(conn: &super::SqlConn) -> Result<usize, Storag
                 .try_for_each(|sql| Ok::<_, StorageError>(conn.conn.execute_batch(sql)?))
         })
         .and_then(|()| {
-            columns.iter().try_for_each(|(table, column)| {
+            columns.iter().try_for_each(|(table, column, ty)| {
                 let (t, c) = (quote_identifier(table), quote_identifier(column));
+                let stored = ty.store_expression(&c).unwrap_or_else(|| c.clone());
                 conn.conn
                     .execute(
-                        &format!(
-                            "UPDATE {t} SET {c} = {STORE_FUNCTION}({c}) WHERE {c} IS NOT {STORE_FUNCTION}({c})"
-                        ),
+                        &format!("UPDATE {t} SET {c} = {stored} WHERE {c} IS NOT {stored}"),
                         [],
                     )
                     .map(|changed| {
                         tracing::info!(
-                            "converted {changed} timestamptz values of {table}.{column} to UTC"
+                            "converted {changed} values of {table}.{column} to the stored form of {}",
+                            ty.pg.wire_type().name()
                         )
                     })
                     .map_err(|e| {
@@ -96,7 +112,7 @@ pub fn convert_stored_timestamptz(conn: &super::SqlConn) -> Result<usize, Storag
                         StorageError::new(
                             e.kind,
                             format!(
-                                "cannot convert the timestamptz column {table}.{column} written by an earlier shardgate to UTC: {e}"
+                                "cannot convert column {table}.{column} written by an earlier shardgate: {e}"
                             ),
                         )
                     })
