@@ -587,3 +587,42 @@ async fn numeric_answers_agree_with_postgres() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn numerics_that_cannot_be_kept_exact_are_refused() {
+    let server = common::start().await;
+    let client = server.connect().await;
+    for sql in [
+        "CREATE TABLE wide (n NUMERIC(20, 2))",
+        "CREATE TABLE loose (n NUMERIC)",
+        "CREATE TABLE ok (id INT PRIMARY KEY)",
+        "ALTER TABLE ok ADD COLUMN n DECIMAL",
+    ] {
+        let result = client.batch_execute(sql).await;
+        if sql.contains("ok (id") {
+            result.unwrap();
+            continue;
+        }
+        let Err(err) = result else {
+            panic!("{sql} succeeded");
+        };
+        assert_eq!(err.code().map(|c| c.code()), Some("0A000"), "{sql}: {err}");
+    }
+    // Casts round to the scale they name; sums of numerics compare as decimals.
+    client
+        .batch_execute(
+            "CREATE TABLE m (id INT PRIMARY KEY, v NUMERIC(6,3));
+             INSERT INTO m VALUES (1, 0.1), (2, 0.2), (3, 1.0049);",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&client, "SELECT 2.675::numeric(5,2), v FROM m WHERE id = 3").await,
+        ["2.68|1.005"]
+    );
+    assert_eq!(
+        rows(&client, "SELECT count(*) FROM m HAVING sum(v) = 1.305").await,
+        ["3"]
+    );
+    server.stop().await;
+}

@@ -381,10 +381,20 @@ pub fn round_numeric_arithmetic(stmt: &mut Statement, schema: &Schema) {
     impl VisitorMut for Round<'_, '_> {
         type Break = ();
         fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-            if let Expr::BinaryOp {
-                op: BinaryOperator::Plus | BinaryOperator::Minus | BinaryOperator::Multiply,
-                ..
-            } = expr
+            let rounded = match expr {
+                Expr::BinaryOp {
+                    op: BinaryOperator::Plus | BinaryOperator::Minus | BinaryOperator::Multiply,
+                    ..
+                } => true,
+                // A cast to numeric(p, s) rounds to s; a sum of numerics has their scale.
+                Expr::Cast { .. } => true,
+                Expr::Function(function) => {
+                    name_text(&function.name).eq_ignore_ascii_case("sum")
+                        && matches!(function.over, None)
+                }
+                _ => false,
+            };
+            if rounded
                 && self
                     .scope
                     .expr_type(expr)

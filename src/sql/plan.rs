@@ -550,9 +550,11 @@ fn plan_statement(stmt: Statement, schema: &Schema) -> Plan {
     if let Err(error) = resolve_timestamptz_literals(&mut stmt, schema) {
         return Plan::refuse(error);
     }
-    round_numeric_arithmetic(&mut stmt, schema);
     let creates_virtual_table = matches!(stmt, Statement::CreateVirtualTable { .. });
     let parsed = Arc::new(stmt.clone());
+    // After the copy routing and merging read: the rounding is how SQLite evaluates the
+    // statement, not what it says.
+    round_numeric_arithmetic(&mut stmt, schema);
     match rewrite(stmt, catalog) {
         Ok(rewritten) => Plan {
             action: Action::Execute,

@@ -124,6 +124,7 @@ pub fn rewrite(mut stmt: Statement, catalog_query: bool) -> Result<Rewritten, Sq
                     AlterTableOperation::AddColumn { column_def, .. } => {
                         let mut column_def = column_def;
                         let declared = declared_type(&column_def.data_type.to_string());
+                        check_storable(declared.ty)?;
                         out.catalog.push(CatalogChange::Declare {
                             table: name_text(&alter.name),
                             columns: vec![(column_def.name.value.clone(), declared.ty)],
@@ -240,12 +241,30 @@ fn sqlite_column_type(data_type: &DataType, declared: super::types::DeclaredType
     }
 }
 
+/// Refuses a column type whose values shardgate could not keep as PostgreSQL does.
+fn check_storable(ty: TypeWithMod) -> Result<(), SqlError> {
+    if ty.pg != PgType::Numeric {
+        return Ok(());
+    }
+    let digits = super::numeric::EXACT_DIGITS;
+    match (ty.numeric_precision(), ty.numeric_scale()) {
+        (Some(precision), Some(_)) if precision <= digits => Ok(()),
+        (Some(precision), _) => Err(SqlError::Unsupported(format!(
+            "numeric({precision}, ...) is not supported by shardgate: it keeps numerics exact up to {digits} digits; declare numeric(p, s) with p <= {digits}"
+        ))),
+        _ => Err(SqlError::Unsupported(format!(
+            "numeric without a precision and scale is not supported by shardgate: its values could not be kept exact; declare numeric(p, s) with p <= {digits}"
+        ))),
+    }
+}
+
 fn rewrite_create_table(mut create: sqlparser::ast::CreateTable) -> Result<Rewritten, SqlError> {
     let table = name_text(&create.name);
     let mut declared_columns = Vec::new();
     let mut checks = Vec::new();
     for column in &mut create.columns {
         let mut declared = declared_type(&column.data_type.to_string());
+        check_storable(declared.ty)?;
         let identity = column.options.iter().any(|o| {
             matches!(
                 o.option,
