@@ -5,11 +5,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, TimeZone, Utc};
+use common::postgres::Postgres;
 use futures::{SinkExt, StreamExt};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
@@ -300,114 +299,6 @@ const AGREES_WITH_POSTGRES: &[&str] = &[
     "SELECT id, at FROM t WHERE at >= '2025-01-01' ORDER BY id",
     "SELECT '2024-07-01 12:00:00-07'::timestamptz",
 ];
-
-/// A PostgreSQL 15 server in a temporary directory, stopped when dropped.
-struct Postgres {
-    dir: PathBuf,
-    port: u16,
-}
-
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
-
-fn as_postgres(dir: &Path, program: &str, args: &[&str]) -> bool {
-    let program = format!("{PG_BIN}/{program}");
-    let mut command = if nix_is_root() {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--", &program]);
-        c
-    } else {
-        Command::new(&program)
-    };
-    command
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn nix_is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
-}
-
-impl Postgres {
-    fn start() -> Option<Postgres> {
-        if !common::require(
-            Path::new(PG_BIN).join("initdb").is_file(),
-            "PostgreSQL 15 is not installed (/usr/lib/postgresql/15/bin)",
-        ) {
-            return None;
-        }
-        let dir = common::temp_dir("postgres");
-        std::fs::create_dir_all(&dir).ok()?;
-        if nix_is_root() {
-            let owned = Command::new("chown")
-                .args(["-R", "postgres", &dir.to_string_lossy()])
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(owned, "chown of {} to postgres failed", dir.display());
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        let data = dir.join("data");
-        let data = data.to_string_lossy();
-        assert!(
-            as_postgres(
-                &dir,
-                "initdb",
-                &["-D", &data, "-A", "trust", "-U", "postgres"]
-            ),
-            "initdb failed"
-        );
-        let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c timezone=UTC -c fsync=off",
-            dir.display()
-        );
-        let log = dir.join("log").to_string_lossy().into_owned();
-        assert!(
-            as_postgres(
-                &dir,
-                "pg_ctl",
-                &["-D", &data, "-o", &options, "-l", &log, "-w", "start"]
-            ),
-            "pg_ctl start failed"
-        );
-        Some(Postgres { dir, port })
-    }
-
-    async fn connect(&self) -> Client {
-        let (client, connection) = tokio_postgres::connect(
-            &format!(
-                "host=127.0.0.1 port={} user=postgres dbname=postgres",
-                self.port
-            ),
-            tokio_postgres::NoTls,
-        )
-        .await
-        .expect("connects to PostgreSQL");
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        client
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let data = self.dir.join("data").to_string_lossy().into_owned();
-        as_postgres(
-            &self.dir,
-            "pg_ctl",
-            &["-D", &data, "-m", "immediate", "stop"],
-        );
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 #[tokio::test]
 async fn timestamptz_answers_agree_with_postgres() {

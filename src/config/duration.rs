@@ -2,9 +2,13 @@
 
 use std::time::Duration;
 
-/// Parses a duration such as `10s`; the error says what was expected.
+/// Parses a duration such as `10s` (a bare `0` is zero: no unit is ambiguous there); the
+/// error says what was expected.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
@@ -36,6 +40,7 @@ mod tests {
         assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert!(parse_duration("10").is_err());
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
         assert!(parse_duration("ten s").is_err());
         assert!(parse_duration("3 days").is_err());
     }

@@ -147,6 +147,8 @@ struct RawServer {
 struct RawStorage {
     synchronous: Option<SyncMode>,
     busy_timeout: Option<String>,
+    lock_timeout: Option<String>,
+    idle_in_transaction_session_timeout: Option<String>,
     read_connections: Option<usize>,
     page_cache_mib: Option<u32>,
     mmap_mib: Option<u32>,
@@ -319,10 +321,20 @@ pub struct ReplicationConfig {
     pub apply_delay: std::time::Duration,
 }
 
+/// PostgreSQL waits for a lock forever and detects deadlocks; shardgate takes writers in one
+/// order so its own statements cannot deadlock, and bounds every wait so that a client idling
+/// in a transaction that wrote cannot stall every other writer of its shard for ever.
+const DEFAULT_LOCK_TIMEOUT_SECS: u64 = 30;
+
 #[derive(Debug, Clone)]
 pub struct StorageConfig {
     pub synchronous: SyncMode,
     pub busy_timeout: std::time::Duration,
+    /// How long a statement waits for a connection another session holds (a writer held by
+    /// an open transaction) before it fails with 55P03; zero waits until cancelled.
+    pub lock_timeout: std::time::Duration,
+    /// A session idle inside a transaction longer than this is closed (25P03); zero never.
+    pub idle_in_transaction_session_timeout: std::time::Duration,
     pub read_connections: usize,
     /// SQLite page cache per connection, in MiB.
     pub page_cache_mib: u32,
@@ -391,9 +403,11 @@ impl Config {
         out.push_str(&format!("auth              {}\n", self.auth));
         out.push_str(&format!("max_connections   {}\n", self.max_connections));
         out.push_str(&format!(
-            "storage           synchronous={} busy_timeout={:?} read_connections={} page_cache_mib={} mmap_mib={}\n",
+            "storage           synchronous={} busy_timeout={:?} lock_timeout={:?} idle_in_transaction_session_timeout={:?} read_connections={} page_cache_mib={} mmap_mib={}\n",
             self.storage.synchronous.pragma_value(),
             self.storage.busy_timeout,
+            self.storage.lock_timeout,
+            self.storage.idle_in_transaction_session_timeout,
             self.storage.read_connections,
             self.storage.page_cache_mib,
             self.storage.mmap_mib
@@ -518,6 +532,16 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigError
             std::time::Duration::ZERO
         }
     };
+    let lock_timeout = duration(
+        "storage.lock_timeout",
+        raw.storage.lock_timeout.as_deref(),
+        DEFAULT_LOCK_TIMEOUT_SECS,
+    );
+    let idle_in_transaction_session_timeout = duration(
+        "storage.idle_in_transaction_session_timeout",
+        raw.storage.idle_in_transaction_session_timeout.as_deref(),
+        0,
+    );
     let replication = ReplicationConfig {
         mode: raw
             .replication
@@ -795,6 +819,8 @@ fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigError
         storage: StorageConfig {
             synchronous: raw.storage.synchronous.unwrap_or(SyncMode::Normal),
             busy_timeout,
+            lock_timeout,
+            idle_in_transaction_session_timeout,
             read_connections,
             page_cache_mib: raw.storage.page_cache_mib.unwrap_or(2),
             mmap_mib: raw.storage.mmap_mib.unwrap_or(0),

@@ -22,8 +22,10 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use super::Shared;
+use super::connection::PeerSocket;
 use super::session::{RegistryGuard, Session, SessionState, Settings, TxnState};
 use crate::config::{AuthMethod, StoredPassword};
+use crate::storage::Canceller;
 
 /// Looks passwords up in the configuration.
 #[derive(Debug)]
@@ -165,15 +167,22 @@ impl Startup {
         let session = Arc::new(Session {
             state: tokio::sync::Mutex::new(SessionState {
                 txn: TxnState::Idle,
-                settings: Settings::new(&user, &application_name),
+                settings: Settings::new(
+                    &user,
+                    &application_name,
+                    self.shared.session_defaults.clone(),
+                ),
                 copy_in: None,
             }),
-            canceller: Default::default(),
+            canceller: Canceller::with_lock_timeout(self.shared.config.storage.lock_timeout),
             last_write_lsn: (0..self.shared.router.shards.len())
                 .map(|_| Default::default())
                 .collect(),
             user,
         });
+        if let Some(peer) = client.session_extensions().get::<PeerSocket>() {
+            session.canceller.watch_hang_up(peer.hang_up());
+        }
         let (pid, secret) = client.pid_and_secret_key();
         self.shared
             .registry

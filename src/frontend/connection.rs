@@ -7,6 +7,7 @@
 //! a large result is written as it grows past [`Coalescing::HIGH_WATER`], so it streams.
 
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -16,13 +17,15 @@ use bytes::{Buf, BytesMut};
 use futures::{FutureExt, SinkExt, StreamExt};
 use pgwire::api::ClientInfo;
 use pgwire::api::PgWireConnectionState;
-use pgwire::messages::PgWireFrontendMessage;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::tokio::server::{negotiate_tls, process_error, process_message};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, FramedParts};
 
 use super::Handlers;
+use crate::error::{Error, SessionError};
+use crate::storage::HangUp;
 
 /// How long a client may take from connecting to finishing authentication (PostgreSQL's
 /// `authentication_timeout` is a minute too).
@@ -30,6 +33,7 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Serves one client until it disconnects, fails fatally or the task is aborted.
 pub async fn serve(tcp: TcpStream, handlers: Arc<Handlers>) -> io::Result<()> {
+    let peer = PeerSocket(tcp.as_raw_fd());
     let startup_deadline = tokio::time::sleep(STARTUP_TIMEOUT);
     tokio::pin!(startup_deadline);
     let negotiated = tokio::select! {
@@ -53,6 +57,7 @@ pub async fn serve(tcp: TcpStream, handlers: Arc<Handlers>) -> io::Result<()> {
     let mut socket = Framed::from_parts(parts);
     *socket.read_buffer_mut() = read_buf;
     *socket.write_buffer_mut() = write_buf;
+    socket.session_extensions().insert(peer);
 
     loop {
         let next = match socket.next().now_or_never() {
@@ -66,7 +71,23 @@ pub async fn serve(tcp: TcpStream, handlers: Arc<Handlers>) -> io::Result<()> {
                         next = socket.next() => next,
                     }
                 } else {
-                    socket.next().await
+                    match idle_in_transaction_limit(&socket) {
+                        None => socket.next().await,
+                        Some(limit) => match tokio::time::timeout(limit, socket.next()).await {
+                            Ok(next) => next,
+                            Err(_) => {
+                                // Closing the connection rolls the transaction back and
+                                // frees the writer it holds.
+                                let fatal = Error::from(SessionError::IdleInTransactionTimeout);
+                                socket
+                                    .send(PgWireBackendMessage::ErrorResponse(
+                                        fatal.to_error_info().into(),
+                                    ))
+                                    .await?;
+                                None
+                            }
+                        },
+                    }
                 }
             }
         };
@@ -131,6 +152,51 @@ fn release_big_buffers<IO, C>(socket: &mut Framed<Coalescing<IO>, C>) {
     release(socket.read_buffer_mut());
     release(socket.write_buffer_mut());
     release(&mut socket.get_mut().pending);
+}
+
+/// The client's TCP socket, watched for the client closing it while a statement of its
+/// session waits for a writer (the message loop reads nothing until the statement ends).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PeerSocket(RawFd);
+
+impl PeerSocket {
+    pub(super) fn hang_up(self) -> HangUp {
+        Arc::new(move || {
+            Box::pin(async move {
+                if peer_closed(self.0).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            })
+        })
+    }
+}
+
+/// Resolves once the peer of socket `fd` has shut down its side; the client's further
+/// messages waiting to be read do not count.
+async fn peer_closed(fd: RawFd) -> io::Result<()> {
+    // SAFETY: `fd` is the socket of the connection whose statement waits: the connection's
+    // task owns it and is inside that statement, so it stays open while this runs. The
+    // duplicate is this function's own and is closed when it returns.
+    let socket = unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()?;
+    let stream = TcpStream::from_std(std::net::TcpStream::from(socket))?;
+    loop {
+        if stream.ready(Interest::READABLE).await?.is_read_closed() {
+            return Ok(());
+        }
+        // Readable with data only: clear that and wait for the next event.
+        let _ = stream.try_io(Interest::READABLE, || {
+            Err::<(), _>(io::ErrorKind::WouldBlock.into())
+        });
+    }
+}
+
+/// How long the client may now take to send its next message: a session inside a
+/// transaction has its `idle_in_transaction_session_timeout`.
+fn idle_in_transaction_limit<C: ClientInfo>(client: &C) -> Option<Duration> {
+    let session = super::query::session_of(client).ok()?;
+    // Locked only while a statement of this same connection runs, which is not now.
+    let state = session.state.try_lock().ok()?;
+    state.idle_limit()
 }
 
 fn awaiting_startup<T: 'static, S>(

@@ -118,6 +118,19 @@ async fn flush(shared: &Shared, session: &Session, copy: &mut CopyInState) -> Re
     let Some(txn) = copy.txn.as_mut() else {
         return Err(SqlError::InvalidCopy("COPY lost its transaction".into()).into());
     };
+    // A COPY in its own transaction takes the writer of every shard its rows may go to at its
+    // first batch, in shard order: taken batch by batch in row order, two COPYs could each
+    // hold the shard the other waits for. (A client's transaction writes on one shard only.)
+    if txn.spans_shards {
+        let shards = match &copy.target {
+            CopyTarget::Shard(shard) => vec![*shard],
+            CopyTarget::ByKey { .. } | CopyTarget::Everywhere => {
+                (0..shared.router.shards.len()).collect()
+            }
+        };
+        shared.join_writers(session, txn, shards).await?;
+    }
+    by_shard.sort_unstable_by_key(|(shard, _)| *shard);
     for (shard, rows) in by_shard {
         let backend = shared.txn_session(session, txn, shard, true).await?;
         backend

@@ -1,6 +1,8 @@
 //! Running a planned statement where the router sends it: on one shard (its primary or a
 //! replica), on several shards (a write on all of them together, a read merged), or split by
-//! rows; inside a transaction, on the connections the transaction holds.
+//! rows; inside a transaction, on the writers the transaction holds (taken in shard order,
+//! all that a statement needs before it runs) or, for a READ COMMITTED read of a shard it has
+//! not written on, like an autocommit read.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,11 +13,11 @@ use super::Shared;
 use super::merge::MergePlan;
 use super::query::{Outcome, ResultColumn, result_columns};
 use super::session::{Session, SessionState, Txn, TxnState};
-use crate::error::Error;
+use crate::error::{Error, SessionError};
 use crate::router::sharding::Route;
 use crate::router::{ReadFrom, ReadTarget};
 use crate::sql::error::SqlError;
-use crate::sql::plan::{Action, Plan};
+use crate::sql::plan::{Action, Isolation, Plan};
 use crate::storage::{
     Backend, BackendSession, ExecOutput, ExecRequest, Intent, Params, StorageError,
     StorageErrorKind,
@@ -157,7 +159,7 @@ impl Shared {
                 self.execute_in_txn(session, txn, plan, params, route).await
             }
             (_, Route::One(shard)) => {
-                self.execute_on_shard(session, shard, read_from, plan, params)
+                self.execute_on_shard(session, shard, read_from, plan, request_for(plan, params))
                     .await
             }
             (_, route) if plan.is_write => self.execute_across(session, plan, params, route).await,
@@ -167,7 +169,7 @@ impl Shared {
             }
             (_, Route::Everywhere(shards)) => {
                 let any = shards.first().copied().unwrap_or(0);
-                self.execute_on_shard(session, any, read_from, plan, params)
+                self.execute_on_shard(session, any, read_from, plan, request_for(plan, params))
                     .await
             }
             (_, Route::Split(_)) => {
@@ -203,16 +205,15 @@ impl Shared {
         })
     }
 
-    /// One statement, one shard, no transaction.
+    /// One statement (`request`, of `plan`), one shard, no transaction.
     async fn execute_on_shard(
         &self,
         session: &Session,
         shard: usize,
         read_from: ReadFrom,
         plan: &Plan,
-        params: Vec<Value>,
+        request: ExecRequest,
     ) -> Result<ExecOutput, Error> {
-        let request = request_for(plan, params);
         let target = &self.router.shards[shard];
         // The emulated catalog is rebuilt in place, which a query_only read connection
         // refuses: catalog reads use the writer.
@@ -224,7 +225,10 @@ impl Shared {
         if plan.is_write {
             target.primary_writes.fetch_add(1, Ordering::Relaxed);
         }
-        let mut backend = target.primary.session(Intent::Write).await?;
+        let mut backend = target
+            .primary
+            .session(Intent::Write, &session.canceller)
+            .await?;
         let output = backend.execute(request, &session.canceller).await;
         // The writer is free for others while replicas acknowledge.
         drop(backend);
@@ -249,7 +253,7 @@ impl Shared {
             .map_or(0, |l| l.load(Ordering::Acquire));
         if let ReadTarget::Replica(replica, backend) = target.read_target(last_write, read_from) {
             let attempt = async {
-                let mut connection = backend.session(Intent::Read).await?;
+                let mut connection = backend.session(Intent::Read, &session.canceller).await?;
                 connection
                     .execute(request.clone(), &session.canceller)
                     .await
@@ -277,7 +281,10 @@ impl Shared {
             }
         }
         target.primary_reads.fetch_add(1, Ordering::Relaxed);
-        let mut connection = target.primary.session(Intent::Read).await?;
+        let mut connection = target
+            .primary
+            .session(Intent::Read, &session.canceller)
+            .await?;
         connection.execute(request, &session.canceller).await
     }
 
@@ -426,7 +433,116 @@ impl Shared {
         }
     }
 
-    /// The transaction's connection to `shard`, joined (BEGIN, savepoints) on first use.
+    /// Starts a client transaction. One that holds its snapshot (REPEATABLE READ,
+    /// SERIALIZABLE) takes every shard's writer now, in shard order; READ COMMITTED takes a
+    /// shard's writer at its first write there.
+    pub(super) async fn begin_txn(
+        &self,
+        session: &Session,
+        read_only: bool,
+        isolation: Isolation,
+    ) -> Result<Txn, Error> {
+        let mut txn = Txn::new(read_only, false);
+        self.set_isolation(session, &mut txn, isolation).await?;
+        Ok(txn)
+    }
+
+    /// `SET TRANSACTION ISOLATION LEVEL`: only before the transaction's first statement.
+    pub(super) async fn set_isolation(
+        &self,
+        session: &Session,
+        txn: &mut Txn,
+        isolation: Isolation,
+    ) -> Result<(), Error> {
+        if txn.ran_statement {
+            return Err(SessionError::IsolationAfterQuery.into());
+        }
+        txn.isolation = isolation;
+        if isolation.holds_snapshot() && !txn.read_only {
+            self.join_writers(session, txn, 0..self.router.shards.len())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// `SET TRANSACTION ISOLATION LEVEL ...` (PostgreSQL warns and ignores it outside a
+    /// transaction block).
+    pub(super) async fn set_transaction_isolation(
+        &self,
+        session: &Session,
+        state: &mut SessionState,
+        value: Option<&str>,
+        messages: &mut Vec<pgwire::messages::PgWireBackendMessage>,
+    ) -> Result<Outcome, Error> {
+        let tag = || Outcome::Command(pgwire::api::results::Tag::new("SET"));
+        let TxnState::Active(txn) = &mut state.txn else {
+            messages.push(super::query::notice(
+                "SET TRANSACTION can only be used in transaction blocks",
+                "25P01",
+            ));
+            return Ok(tag());
+        };
+        let isolation = value
+            .and_then(Isolation::parse)
+            .unwrap_or_else(|| state.settings.default_isolation());
+        self.set_isolation(session, txn, isolation).await?;
+        Ok(tag())
+    }
+
+    /// The shards a multi-statement query's writes go to. Its implicit transaction takes
+    /// their writers before it runs (taken statement by statement, two such queries could
+    /// each hold a shard the other waits for).
+    pub(super) fn write_shards(&self, plans: &[Arc<Plan>], state: &SessionState) -> Vec<usize> {
+        let mut shards = Vec::new();
+        for plan in plans.iter().filter(|p| p.is_write) {
+            // A statement that does not route fails when it runs, with its own error.
+            match self.route(plan, &[], state) {
+                Ok(Route::One(shard)) => shards.push(shard),
+                Ok(Route::Many(many) | Route::Everywhere(many)) => shards.extend(many),
+                Ok(Route::Split(parts)) => shards.extend(parts.iter().map(|(s, _)| *s)),
+                Err(_) => {}
+            }
+        }
+        shards.sort_unstable();
+        shards.dedup();
+        shards
+    }
+
+    /// Records that `txn` writes on `shard`: a client transaction may write on one shard only.
+    fn claim_write(&self, txn: &mut Txn, shard: usize) -> Result<(), Error> {
+        match txn.wrote_on {
+            Some(other) if other != shard && !txn.spans_shards => Err(SqlError::Unsupported(format!(
+                "this transaction wrote on shard {} and would now write on shard {}; a transaction may write on one shard only (no atomic cross-shard commit yet)",
+                self.router.shards[other].name, self.router.shards[shard].name
+            ))
+            .into()),
+            None => {
+                txn.wrote_on = Some(shard);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Joins `txn` to the writers of `shards` it does not hold yet. Every session takes
+    /// writers in ascending shard order, all that a statement needs before it runs, so no
+    /// two sessions can each hold a writer the other waits for.
+    pub(super) async fn join_writers(
+        &self,
+        session: &Session,
+        txn: &mut Txn,
+        shards: impl IntoIterator<Item = usize>,
+    ) -> Result<(), Error> {
+        let mut missing: Vec<usize> = shards.into_iter().filter(|s| !txn.holds(*s)).collect();
+        missing.sort_unstable();
+        missing.dedup();
+        for shard in missing {
+            self.join(session, txn, shard).await?;
+        }
+        Ok(())
+    }
+
+    /// The transaction's connection for a statement on `shard` (`writes`: one that writes).
     pub(super) async fn txn_session<'t>(
         &self,
         session: &Session,
@@ -435,26 +551,29 @@ impl Shared {
         writes: bool,
     ) -> Result<&'t mut Box<dyn BackendSession>, Error> {
         if writes {
-            match txn.wrote_on {
-                Some(other) if other != shard && !txn.spans_shards => {
-                    return Err(SqlError::Unsupported(format!(
-                        "this transaction wrote on shard {} and would now write on shard {}; a transaction may write on one shard only (no atomic cross-shard commit yet)",
-                        self.router.shards[other].name, self.router.shards[shard].name
-                    ))
-                    .into());
-                }
-                None => txn.wrote_on = Some(shard),
-                _ => {}
-            }
+            self.claim_write(txn, shard)?;
             self.router.shards[shard]
                 .primary_writes
                 .fetch_add(1, Ordering::Relaxed);
         }
+        self.join(session, txn, shard).await
+    }
+
+    /// The transaction's connection to `shard`, joined (BEGIN, savepoints) on first use: a
+    /// reader (of a replica, when one has the session's writes) for a read-only transaction,
+    /// else the shard's writer.
+    async fn join<'t>(
+        &self,
+        session: &Session,
+        txn: &'t mut Txn,
+        shard: usize,
+    ) -> Result<&'t mut Box<dyn BackendSession>, Error> {
         let existing = txn.sessions.iter().position(|(s, _)| *s == shard);
         let position = match existing {
             Some(position) => position,
             None => {
                 let target = &self.router.shards[shard];
+                let canceller = &session.canceller;
                 let mut backend = if txn.read_only {
                     let last_write = session
                         .last_write_lsn
@@ -463,20 +582,22 @@ impl Shared {
                     match target.read_target(last_write, ReadFrom::Auto) {
                         ReadTarget::Replica(replica, backend) => {
                             replica.reads.fetch_add(1, Ordering::Relaxed);
-                            backend.session(Intent::Read).await?
+                            backend.session(Intent::Read, canceller).await?
                         }
-                        ReadTarget::Primary => target.primary.session(Intent::Read).await?,
+                        ReadTarget::Primary => {
+                            target.primary.session(Intent::Read, canceller).await?
+                        }
                     }
                 } else {
-                    target.primary.session(Intent::Write).await?
+                    target.primary.session(Intent::Write, canceller).await?
                 };
-                backend.begin(&session.canceller).await?;
+                backend.begin(canceller).await?;
                 let savepoints = txn.savepoints.clone();
                 for name in &savepoints {
                     backend
                         .execute(
                             ExecRequest::sql(savepoint_sql("SAVEPOINT", name)),
-                            &session.canceller,
+                            canceller,
                         )
                         .await?;
                 }
@@ -485,6 +606,33 @@ impl Shared {
             }
         };
         Ok(&mut txn.sessions[position].1)
+    }
+
+    /// Runs `request` (of `plan`) on `shard` inside `txn`. A READ COMMITTED transaction
+    /// reads a shard it has not written on as an autocommit read does (its own snapshot, no
+    /// writer held); once it wrote there, it reads on that writer and sees its own writes.
+    async fn run_in_txn(
+        &self,
+        session: &Session,
+        txn: &mut Txn,
+        shard: usize,
+        plan: &Plan,
+        request: ExecRequest,
+    ) -> Result<ExecOutput, Error> {
+        if !(plan.is_write || txn.read_only || txn.holds(shard)) {
+            return self
+                .execute_on_shard(session, shard, ReadFrom::Primary, plan, request)
+                .await
+                .map_err(|e| match e {
+                    Error::Storage(e) => self.on_shard(shard, e).into(),
+                    other => other,
+                });
+        }
+        let backend = self.txn_session(session, txn, shard, plan.is_write).await?;
+        Ok(backend
+            .execute(request, &session.canceller)
+            .await
+            .map_err(|e| self.on_shard(shard, e))?)
     }
 
     /// Runs a plan inside `txn` on the shards of `route`.
@@ -496,26 +644,32 @@ impl Shared {
         params: Vec<Value>,
         route: Route,
     ) -> Result<ExecOutput, Error> {
+        txn.ran_statement = true;
         let writes = plan.is_write;
         // Every shard holds the same rows (reference table, DDL): one answers for all.
         let same_data = matches!(route, Route::Everywhere(_));
         match route {
             Route::One(shard) => {
-                let backend = self.txn_session(session, txn, shard, writes).await?;
-                Ok(backend
-                    .execute(request_for(plan, params), &session.canceller)
+                self.run_in_txn(session, txn, shard, plan, request_for(plan, params))
                     .await
-                    .map_err(|e| self.on_shard(shard, e))?)
             }
             Route::Many(shards) | Route::Everywhere(shards) if writes => {
+                for &shard in &shards {
+                    self.claim_write(txn, shard)?;
+                }
+                self.join_writers(session, txn, shards.iter().copied())
+                    .await?;
                 let mut outputs = Vec::with_capacity(shards.len());
                 for shard in shards {
-                    let backend = self.txn_session(session, txn, shard, true).await?;
                     outputs.push(
-                        backend
-                            .execute(request_for(plan, params.clone()), &session.canceller)
-                            .await
-                            .map_err(|e| self.on_shard(shard, e))?,
+                        self.run_in_txn(
+                            session,
+                            txn,
+                            shard,
+                            plan,
+                            request_for(plan, params.clone()),
+                        )
+                        .await?,
                     );
                 }
                 if same_data {
@@ -525,29 +679,23 @@ impl Shared {
             }
             Route::Everywhere(shards) => {
                 let shard = shards.first().copied().unwrap_or(0);
-                let backend = self.txn_session(session, txn, shard, false).await?;
-                Ok(backend
-                    .execute(request_for(plan, params), &session.canceller)
+                self.run_in_txn(session, txn, shard, plan, request_for(plan, params))
                     .await
-                    .map_err(|e| self.on_shard(shard, e))?)
             }
             Route::Many(shards) => {
                 let (merge, request) = self.scatter_plan(plan, params)?;
                 let mut outputs = Vec::with_capacity(shards.len());
                 for shard in shards {
-                    let backend = self.txn_session(session, txn, shard, false).await?;
                     outputs.push(
-                        backend
-                            .execute(request.clone(), &session.canceller)
-                            .await
-                            .map_err(|e| self.on_shard(shard, e))?,
+                        self.run_in_txn(session, txn, shard, plan, request.clone())
+                            .await?,
                     );
                 }
                 self.merge_outputs(plan, &merge, outputs).await
             }
             Route::Split(parts) => {
                 let schema = self.backend.schema();
-                let mut outputs = Vec::with_capacity(parts.len());
+                let mut planned = Vec::with_capacity(parts.len());
                 for (shard, sql) in parts {
                     let plans = self.plans.plan(&sql, &schema);
                     let [part] = &plans[..] else {
@@ -555,12 +703,22 @@ impl Shared {
                             SqlError::Syntax("a split INSERT did not re-plan".into()).into()
                         );
                     };
-                    let backend = self.txn_session(session, txn, shard, true).await?;
+                    self.claim_write(txn, shard)?;
+                    planned.push((shard, part.clone()));
+                }
+                self.join_writers(session, txn, planned.iter().map(|(s, _)| *s))
+                    .await?;
+                let mut outputs = Vec::with_capacity(planned.len());
+                for (shard, part) in planned {
                     outputs.push(
-                        backend
-                            .execute(request_for(part, params.clone()), &session.canceller)
-                            .await
-                            .map_err(|e| self.on_shard(shard, e))?,
+                        self.run_in_txn(
+                            session,
+                            txn,
+                            shard,
+                            &part,
+                            request_for(&part, params.clone()),
+                        )
+                        .await?,
                     );
                 }
                 Ok(concatenate(outputs))

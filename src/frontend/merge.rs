@@ -366,7 +366,7 @@ impl Lift<'_> {
             "avg" => {
                 let sum = self.partial(over("sum"));
                 let count = self.partial(over("count"));
-                format!("(CAST(sum({sum}) AS DOUBLE PRECISION) / sum({count}))")
+                format!("(CAST(sum({sum}) AS DOUBLE PRECISION) / nullif(sum({count}), 0))")
             }
             _ => return Err(unsupported(format!("aggregate {name}"))),
         })

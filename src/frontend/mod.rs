@@ -35,6 +35,7 @@ pub struct Shared {
     pub registry: Arc<SessionRegistry>,
     pub drain: Drain,
     pub users: Arc<auth::ConfiguredUsers>,
+    pub session_defaults: Arc<session::ConfiguredDefaults>,
     connections: AtomicUsize,
 }
 
@@ -42,6 +43,7 @@ impl Shared {
     pub fn new(config: Config, router: Arc<Router>) -> Arc<Shared> {
         Arc::new(Shared {
             users: Arc::new(auth::ConfiguredUsers::new(&config)),
+            session_defaults: Arc::new(session::ConfiguredDefaults::new(&config)),
             config,
             backend: router.home().primary.clone(),
             router,
@@ -175,6 +177,9 @@ pub async fn serve(
         "shutting down: {} connection(s) open, waiting for running statements",
         tasks.len()
     );
+    // A statement waiting for a writer that an idle transaction holds would wait the whole
+    // shutdown_timeout for nothing.
+    shared.registry.terminate_waits();
     if tokio::time::timeout(
         shared.config.shutdown_timeout,
         shared.drain.finish_running(),

@@ -24,14 +24,14 @@ use pgwire::messages::startup::ParameterStatus;
 use rusqlite::types::Value;
 
 use super::Shared;
-use super::session::{CopyTarget, REPORTED, Session, SessionState, Txn, TxnState};
+use super::session::{CopyTarget, LOCK_TIMEOUT, REPORTED, Session, SessionState, Txn, TxnState};
 use super::status::{REPLICAS_STATUS, SHARDS_STATUS};
 use super::values::{encode_field, from_binary, from_text};
 use crate::error::{Error, SessionError};
 use crate::router::ReadFrom;
 use crate::sql::copy::CopySource;
 use crate::sql::infer::ProjectedItem;
-use crate::sql::plan::{Action, Plan, TxnOp};
+use crate::sql::plan::{Action, Plan, TRANSACTION_ISOLATION, TxnOp};
 use crate::sql::types::{PgType, TypeWithMod, declared_type};
 use crate::storage::{ColumnOrigin, Schema};
 
@@ -157,7 +157,7 @@ fn encode_rows(
     Ok(out)
 }
 
-fn notice(message: &str, code: &str) -> PgWireBackendMessage {
+pub(super) fn notice(message: &str, code: &str) -> PgWireBackendMessage {
     PgWireBackendMessage::NoticeResponse(NoticeResponse::from(ErrorInfo::new(
         "WARNING".into(),
         code.into(),
@@ -217,6 +217,12 @@ impl Shared {
             Action::NoOp => Ok(Outcome::Command(Tag::new(&plan.tag))),
             Action::Set { name, value } => {
                 let lowered = name.to_ascii_lowercase();
+                let value = &super::session::checked_setting(name, value.clone())?;
+                if lowered == TRANSACTION_ISOLATION {
+                    return self
+                        .set_transaction_isolation(session, state, value.as_deref(), messages)
+                        .await;
+                }
                 if lowered == ReadFrom::SETTING {
                     if value
                         .as_deref()
@@ -237,11 +243,24 @@ impl Shared {
                         ))
                         .into());
                     }
+                } else if lowered == "standard_conforming_strings"
+                    && value.as_deref().and_then(crate::sql::rewrite::parse_bool) == Some(false)
+                {
+                    // The parser reads every '...' literal with backslashes as plain
+                    // characters; with the setting off PostgreSQL would read them as escapes
+                    // (and a LIKE pattern's `\%` would lose its escape).
+                    return Err(crate::sql::error::SqlError::Unsupported(
+                        "standard_conforming_strings = off is not supported: shardgate reads string literals as PostgreSQL does with it on (use E'...' for escapes)".into(),
+                    )
+                    .into());
                 } else if lowered.starts_with("shardgate.") {
                     return Err(crate::sql::error::SqlError::UnknownSetting(name.clone()).into());
                 }
                 match state.settings.set(name, value.clone()) {
                     Some((canonical, value)) => {
+                        session
+                            .canceller
+                            .set_lock_timeout(state.settings.timeout(LOCK_TIMEOUT));
                         if REPORTED.contains(&canonical.as_str()) {
                             messages.push(PgWireBackendMessage::ParameterStatus(
                                 ParameterStatus::new(canonical, value.clone()),
@@ -264,6 +283,9 @@ impl Shared {
             }
             Action::ResetAll => {
                 state.settings.reset_all();
+                session
+                    .canceller
+                    .set_lock_timeout(state.settings.timeout(LOCK_TIMEOUT));
                 Ok(Outcome::Command(Tag::new(&plan.tag)))
             }
             Action::Show { name, .. } if name.eq_ignore_ascii_case(REPLICAS_STATUS) => {
@@ -274,8 +296,7 @@ impl Shared {
             }
             Action::Show { name, column } => {
                 let value = state
-                    .settings
-                    .get(name)
+                    .setting(name)
                     .ok_or_else(|| crate::sql::error::SqlError::UnknownSetting(name.clone()))?;
                 Ok(Outcome::Rows {
                     columns: vec![ResultColumn {
@@ -300,7 +321,10 @@ impl Shared {
         messages: &mut Vec<PgWireBackendMessage>,
     ) -> Result<Outcome, Error> {
         match op {
-            TxnOp::Begin { read_only } => {
+            TxnOp::Begin {
+                read_only,
+                isolation,
+            } => {
                 if !matches!(state.txn, TxnState::Idle) {
                     messages.push(notice(
                         "there is already a transaction in progress",
@@ -308,9 +332,12 @@ impl Shared {
                     ));
                     return Ok(Outcome::Command(Tag::new("BEGIN")));
                 }
-                // Each shard joins the transaction when a statement first needs it; a
-                // read-only transaction may then run on one replica of it throughout.
-                state.txn = TxnState::Active(Txn::new(*read_only, false));
+                // A shard joins a READ COMMITTED transaction at its first write there (a
+                // read-only transaction at its first read, and may then run on one replica
+                // throughout); REPEATABLE READ and SERIALIZABLE take every writer now.
+                let isolation = isolation.unwrap_or_else(|| state.settings.default_isolation());
+                let txn = self.begin_txn(session, *read_only, isolation).await?;
+                state.txn = TxnState::Active(txn);
                 Ok(Outcome::TransactionStart(Tag::new("BEGIN")))
             }
             TxnOp::Commit | TxnOp::Rollback => match state.txn.take() {
@@ -588,7 +615,14 @@ impl SimpleQueryHandler for QueryHandler {
                 .iter()
                 .any(|p| matches!(p.action, Action::Transaction(_) | Action::Copy(_)));
         if implicit {
-            state.txn = TxnState::Active(Txn::new(false, true));
+            let mut txn = Txn::new(false, true);
+            let shards = self.shared.write_shards(&plans, &state);
+            if shards.len() > 1
+                && let Err(e) = self.shared.join_writers(&session, &mut txn, shards).await
+            {
+                return Ok(vec![Response::Error(Box::new(e.to_error_info()))]);
+            }
+            state.txn = TxnState::Active(txn);
         }
         let mut failed = false;
         for plan in plans.iter() {

@@ -3,8 +3,106 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use crate::config::Config;
+use crate::sql::error::SqlError;
+use crate::sql::plan::{DEFAULT_TRANSACTION_ISOLATION, Isolation, TRANSACTION_ISOLATION};
 use crate::storage::{BackendSession, Canceller};
+
+/// How long a statement waits for a connection another session holds (55P03 after it).
+pub const LOCK_TIMEOUT: &str = "lock_timeout";
+/// How long a session may stay idle inside a transaction (FATAL 25P03 after it).
+pub const IDLE_IN_TRANSACTION_SESSION_TIMEOUT: &str = "idle_in_transaction_session_timeout";
+
+/// Defaults the configuration sets, shared by every session.
+#[derive(Debug, Default)]
+pub struct ConfiguredDefaults(Vec<(&'static str, String)>);
+
+impl ConfiguredDefaults {
+    pub fn new(config: &Config) -> ConfiguredDefaults {
+        ConfiguredDefaults(vec![
+            (LOCK_TIMEOUT, format_timeout(config.storage.lock_timeout)),
+            (
+                IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
+                format_timeout(config.storage.idle_in_transaction_session_timeout),
+            ),
+        ])
+    }
+}
+
+/// A timeout setting's value as PostgreSQL reads it: milliseconds, or a number with a unit
+/// (`us`, `ms`, `s`, `min`, `h`, `d`); 0 is no limit.
+pub fn parse_timeout(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let millis_per_unit = match unit.trim() {
+        "" | "ms" => 1.0,
+        "us" => 0.001,
+        "s" => 1_000.0,
+        "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
+        _ => return None,
+    };
+    let millis = (number * millis_per_unit).round();
+    // PostgreSQL's upper bound for these settings (INT_MAX milliseconds).
+    (0.0..=f64::from(i32::MAX))
+        .contains(&millis)
+        .then(|| Duration::from_millis(millis as u64))
+}
+
+/// A timeout as PostgreSQL shows it: in the largest unit that divides it (`1s`, `100ms`).
+pub fn format_timeout(timeout: Duration) -> String {
+    let millis = timeout.as_millis();
+    if millis == 0 {
+        return "0".into();
+    }
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("min", 60_000),
+        ("s", 1_000),
+    ] {
+        if millis.is_multiple_of(size) {
+            return format!("{}{unit}", millis / size);
+        }
+    }
+    format!("{millis}ms")
+}
+
+/// The value a session stores for `SET name = value`: timeouts in PostgreSQL's normalized
+/// form (`SET lock_timeout = 1000` shows `1s`), isolation levels by their names; an invalid
+/// value is refused as PostgreSQL refuses it.
+pub fn checked_setting(name: &str, value: Option<String>) -> Result<Option<String>, SqlError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let invalid = || {
+        SqlError::InvalidSettingValue(format!(
+            "invalid value for parameter \"{name}\": \"{value}\""
+        ))
+    };
+    let checked = if name.eq_ignore_ascii_case(LOCK_TIMEOUT)
+        || name.eq_ignore_ascii_case(IDLE_IN_TRANSACTION_SESSION_TIMEOUT)
+    {
+        format_timeout(parse_timeout(&value).ok_or_else(invalid)?)
+    } else if name.eq_ignore_ascii_case(DEFAULT_TRANSACTION_ISOLATION)
+        || name.eq_ignore_ascii_case(TRANSACTION_ISOLATION)
+    {
+        Isolation::parse(&value)
+            .ok_or_else(invalid)?
+            .name()
+            .to_string()
+    } else {
+        value
+    };
+    Ok(Some(checked))
+}
 
 /// Settings the proxy answers itself (`SET`, `SHOW`, `current_setting`). Only what a session
 /// changed is stored per session: a copy of every default cost 9 KB per idle connection.
@@ -12,6 +110,7 @@ use crate::storage::{BackendSession, Canceller};
 pub struct Settings {
     user: String,
     application_name: String,
+    configured: Arc<ConfiguredDefaults>,
     /// What this session SET, by lower-cased name: (canonical name, value).
     changed: HashMap<String, (String, String)>,
 }
@@ -45,8 +144,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("application_name", ""),
     ("search_path", "\"$user\", public"),
     ("extra_float_digits", "1"),
-    ("transaction_isolation", "serializable"),
-    ("default_transaction_isolation", "serializable"),
+    ("transaction_isolation", "read committed"),
+    ("default_transaction_isolation", "read committed"),
     ("transaction_read_only", "off"),
     ("default_transaction_read_only", "off"),
     ("max_identifier_length", "63"),
@@ -68,12 +167,32 @@ const DEFAULTS: &[(&str, &str)] = &[
 ];
 
 impl Settings {
-    pub fn new(user: &str, application_name: &str) -> Settings {
+    pub fn new(
+        user: &str,
+        application_name: &str,
+        configured: Arc<ConfiguredDefaults>,
+    ) -> Settings {
         Settings {
             user: user.to_string(),
             application_name: application_name.to_string(),
+            configured,
             changed: HashMap::new(),
         }
+    }
+
+    /// A timeout setting ([`LOCK_TIMEOUT`], [`IDLE_IN_TRANSACTION_SESSION_TIMEOUT`]); zero is
+    /// no limit. Stored values were checked by [`checked_setting`].
+    pub fn timeout(&self, name: &str) -> Duration {
+        self.get(name)
+            .and_then(parse_timeout)
+            .unwrap_or(Duration::ZERO)
+    }
+
+    /// The isolation level a transaction BEGIN starts without naming one.
+    pub fn default_isolation(&self) -> Isolation {
+        self.get(DEFAULT_TRANSACTION_ISOLATION)
+            .and_then(Isolation::parse)
+            .unwrap_or(Isolation::ReadCommitted)
     }
 
     /// The canonical name and default value of a known setting.
@@ -81,10 +200,16 @@ impl Settings {
         let (canonical, value) = DEFAULTS
             .iter()
             .find(|(known, _)| known.eq_ignore_ascii_case(name))?;
+        let configured = self
+            .configured
+            .0
+            .iter()
+            .find(|(known, _)| known == canonical)
+            .map(|(_, value)| value.as_str());
         let value = match *canonical {
             "application_name" => self.application_name.as_str(),
             "session_authorization" => self.user.as_str(),
-            _ => value,
+            _ => configured.unwrap_or(value),
         };
         Some((canonical, value))
     }
@@ -122,10 +247,16 @@ impl Settings {
     }
 }
 
-/// A transaction's hold on the shards it touched: one connection per shard, each inside
-/// BEGIN, opened when the transaction first needs that shard.
+/// A transaction's hold on shards: one connection per shard, each inside BEGIN. A READ
+/// COMMITTED transaction opens a shard's writer at its first write there, a REPEATABLE READ or
+/// SERIALIZABLE one every shard's writer at BEGIN, a read-only one a reader at its first read.
 pub struct Txn {
     pub read_only: bool,
+    /// READ COMMITTED (the default) takes a shard's writer at the transaction's first write
+    /// there; a level that holds its snapshot takes every shard's writer at BEGIN.
+    pub isolation: Isolation,
+    /// A statement ran: the isolation level can no longer change.
+    pub ran_statement: bool,
     pub sessions: Vec<(usize, Box<dyn BackendSession>)>,
     /// The shard this transaction has written on.
     pub wrote_on: Option<usize>,
@@ -140,11 +271,18 @@ impl Txn {
     pub fn new(read_only: bool, spans_shards: bool) -> Txn {
         Txn {
             read_only,
+            isolation: Isolation::ReadCommitted,
+            ran_statement: false,
             sessions: Vec::new(),
             wrote_on: None,
             spans_shards,
             savepoints: Vec::new(),
         }
+    }
+
+    /// Holds a connection to `shard` (a writer, unless the transaction is read-only).
+    pub fn holds(&self, shard: usize) -> bool {
+        self.sessions.iter().any(|(s, _)| *s == shard)
     }
 }
 
@@ -197,6 +335,33 @@ pub struct SessionState {
     pub copy_in: Option<CopyInState>,
 }
 
+impl SessionState {
+    /// A setting as SHOW reports it: `transaction_isolation` is the open transaction's level.
+    pub fn setting(&self, name: &str) -> Option<&str> {
+        match &self.txn {
+            TxnState::Active(txn) | TxnState::Failed(txn)
+                if name.eq_ignore_ascii_case(TRANSACTION_ISOLATION) =>
+            {
+                Some(txn.isolation.name())
+            }
+            _ if name.eq_ignore_ascii_case(TRANSACTION_ISOLATION) => {
+                self.settings.get(DEFAULT_TRANSACTION_ISOLATION)
+            }
+            _ => self.settings.get(name),
+        }
+    }
+
+    /// How long the session may now wait for the client's next message: inside a
+    /// transaction, its `idle_in_transaction_session_timeout` (`None`: no limit).
+    pub fn idle_limit(&self) -> Option<Duration> {
+        if matches!(self.txn, TxnState::Idle) {
+            return None;
+        }
+        let limit = self.settings.timeout(IDLE_IN_TRANSACTION_SESSION_TIMEOUT);
+        (!limit.is_zero()).then_some(limit)
+    }
+}
+
 /// One client connection's session.
 pub struct Session {
     pub user: String,
@@ -237,6 +402,15 @@ impl SessionRegistry {
         }
     }
 
+    /// Ends every session's wait for a connection, now and later (shutdown has begun).
+    pub fn terminate_waits(&self) {
+        if let Ok(sessions) = self.sessions.lock() {
+            sessions
+                .values()
+                .for_each(|(_, canceller)| canceller.terminate());
+        }
+    }
+
     /// Interrupts every session's running statement (shutdown after its timeout).
     pub fn cancel_all(&self) {
         if let Ok(sessions) = self.sessions.lock() {
@@ -261,11 +435,53 @@ impl Drop for RegistryGuard {
 
 #[cfg(test)]
 mod tests {
-    use super::Settings;
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn timeouts_read_and_show_as_in_postgres() {
+        assert_eq!(parse_timeout("100ms"), Some(Duration::from_millis(100)));
+        assert_eq!(parse_timeout("250"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_timeout(" 1.5 s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_timeout("2min"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_timeout("0"), Some(Duration::ZERO));
+        assert_eq!(parse_timeout("-1"), None);
+        assert_eq!(parse_timeout("10 parsecs"), None);
+        assert_eq!(parse_timeout("30d"), None);
+        assert_eq!(format_timeout(Duration::from_millis(1000)), "1s");
+        assert_eq!(format_timeout(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(format_timeout(Duration::from_secs(7200)), "2h");
+        assert_eq!(format_timeout(Duration::ZERO), "0");
+        assert_eq!(
+            checked_setting("Lock_Timeout", Some("1000".into())),
+            Ok(Some("1s".into()))
+        );
+        assert!(checked_setting("lock_timeout", Some("soon".into())).is_err());
+        assert_eq!(
+            checked_setting(
+                "default_transaction_isolation",
+                Some("REPEATABLE READ".into())
+            ),
+            Ok(Some("repeatable read".into()))
+        );
+    }
+
+    #[test]
+    fn configured_defaults_show_until_changed() {
+        let configured = Arc::new(ConfiguredDefaults(vec![(LOCK_TIMEOUT, "30s".into())]));
+        let mut settings = Settings::new("alice", "psql", configured);
+        assert_eq!(settings.get("lock_timeout"), Some("30s"));
+        assert_eq!(settings.timeout(LOCK_TIMEOUT), Duration::from_secs(30));
+        settings.set("lock_timeout", Some("0".into()));
+        assert_eq!(settings.timeout(LOCK_TIMEOUT), Duration::ZERO);
+        settings.set("lock_timeout", None);
+        assert_eq!(settings.get("lock_timeout"), Some("30s"));
+    }
 
     #[test]
     fn defaults_changes_and_resets() {
-        let mut settings = Settings::new("alice", "psql");
+        let mut settings = Settings::new("alice", "psql", Default::default());
         assert_eq!(settings.get("timezone"), Some("UTC"));
         assert_eq!(settings.get("session_authorization"), Some("alice"));
         assert_eq!(settings.get("APPLICATION_NAME"), Some("psql"));

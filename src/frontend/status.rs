@@ -111,7 +111,10 @@ impl Shared {
             let mut healthy = true;
             for sql in &sharded {
                 let counted = async {
-                    let mut connection = shard.primary.session(Intent::Read).await?;
+                    let mut connection = shard
+                        .primary
+                        .session(Intent::Read, &session.canceller)
+                        .await?;
                     connection
                         .execute(ExecRequest::sql(sql.as_str()), &session.canceller)
                         .await

@@ -232,11 +232,12 @@ async fn check_health(replication: &Replication, replica: &Arc<Replica>) {
         return;
     }
     let probe = async {
-        let mut session = backend.session(Intent::Read).await?;
+        let internal = crate::storage::Canceller::default();
+        let mut session = backend.session(Intent::Read, &internal).await?;
         session
             .execute(
                 crate::storage::ExecRequest::sql("SELECT count(*) FROM sqlite_schema"),
-                &crate::storage::Canceller::default(),
+                &internal,
             )
             .await
     };

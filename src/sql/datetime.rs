@@ -4,18 +4,14 @@
 //! SQLite's text comparison is the instant's order: equality, ranges, ORDER BY, indexes and
 //! shard keys then agree with PostgreSQL whatever offset a value was written with. Every way a
 //! value arrives goes through [`to_stored`]: parameters and COPY fields when they are decoded,
-//! casts and literals compared with a timestamptz through the SQL function
-//! [`STORE_FUNCTION`], and anything else a write stores through the triggers of
-//! [`super::types::store_triggers`].
+//! casts (the checked cast `sg_cast_timestamptz` of `storage::checked`), literals compared
+//! with a timestamptz when the statement is planned, and anything else a write stores through
+//! the triggers of [`super::types::store_triggers`].
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
 use super::error::SqlError;
 use super::types::PgType;
-
-/// The SQL function (registered on every connection) that turns a timestamptz input text
-/// into its stored form.
-pub const STORE_FUNCTION: &str = "shardgate_timestamptz";
 
 /// The width of the stored form: `2024-07-01 16:34:56.789012+00`.
 const STORED_LEN: usize = 29;

@@ -16,6 +16,9 @@ pub enum SqlError {
     /// A value outside its type's range.
     #[error("{0}")]
     OutOfRange(String),
+    /// A value a setting does not accept.
+    #[error("{0}")]
+    InvalidSettingValue(String),
     #[error("unrecognized configuration parameter \"{0}\"")]
     UnknownSetting(String),
     #[error("{0}")]

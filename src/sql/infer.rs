@@ -17,12 +17,14 @@ use super::types::{PgType, TypeWithMod, declared_type};
 use crate::storage::schema::Schema;
 
 /// The tables a statement mentions, by alias and by name, to resolve column references.
-struct Scope<'a> {
+pub(crate) struct Scope<'a> {
     schema: &'a Schema,
     /// alias or table name (lower case) → table name
     tables: Vec<(String, String)>,
     /// Columns of set-returning functions in FROM: (alias or function name, column, type).
     functions: Vec<(String, String, TypeWithMod)>,
+    /// The types of `$1`, `$2`, ... where they are known.
+    params: Vec<TypeWithMod>,
 }
 
 /// A set-returning function in FROM whose result column type is known, with the expressions
@@ -75,7 +77,7 @@ fn from_function(factor: &TableFactor) -> Option<FromFunction> {
 }
 
 impl<'a> Scope<'a> {
-    fn of(stmt: &Statement, schema: &'a Schema) -> Scope<'a> {
+    pub(crate) fn of(stmt: &Statement, schema: &'a Schema) -> Scope<'a> {
         struct Collect(Vec<(String, String)>, Vec<FromFunction>);
         impl Visitor for Collect {
             type Break = ();
@@ -107,6 +109,7 @@ impl<'a> Scope<'a> {
             schema,
             tables: collect.0,
             functions: Vec::new(),
+            params: Vec::new(),
         };
         // generate_series returns the type of its bounds: int4, int8, numeric, timestamp...
         let functions = collect
@@ -124,6 +127,21 @@ impl<'a> Scope<'a> {
             .collect();
         scope.functions = functions;
         scope
+    }
+
+    /// The scope of `stmt` with its parameters' types known, for the rewrite's decisions.
+    pub(crate) fn with_params(
+        stmt: &Statement,
+        schema: &'a Schema,
+        params: &[TypeWithMod],
+    ) -> Scope<'a> {
+        let mut scope = Scope::of(stmt, schema);
+        scope.params = params.to_vec();
+        scope
+    }
+
+    pub(crate) fn schema(&self) -> &'a Schema {
+        self.schema
     }
 
     fn function_column(&self, qualifier: Option<&str>, column: &str) -> Option<TypeWithMod> {
@@ -158,7 +176,7 @@ impl<'a> Scope<'a> {
     }
 
     /// The type PostgreSQL would give `expr`, when it can be told without running it.
-    fn expr_type(&self, expr: &Expr) -> Option<TypeWithMod> {
+    pub(crate) fn expr_type(&self, expr: &Expr) -> Option<TypeWithMod> {
         let plain = |pg| Some(TypeWithMod::plain(pg));
         match expr {
             Expr::Identifier(ident) => self.column(None, &ident.value),
@@ -185,6 +203,10 @@ impl<'a> Scope<'a> {
                     }
                 }
                 Value::Boolean(_) => plain(PgType::Bool),
+                Value::Placeholder(p) => p
+                    .strip_prefix('$')
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .and_then(|n| self.params.get(n.checked_sub(1)?).copied()),
                 Value::SingleQuotedString(_)
                 | Value::EscapedStringLiteral(_)
                 | Value::DollarQuotedString(_) => plain(PgType::Text),
@@ -389,8 +411,7 @@ pub fn round_numeric_arithmetic(stmt: &mut Statement, schema: &Schema) {
                 // A cast to numeric(p, s) rounds to s; a sum of numerics has their scale.
                 Expr::Cast { .. } => true,
                 Expr::Function(function) => {
-                    name_text(&function.name).eq_ignore_ascii_case("sum")
-                        && matches!(function.over, None)
+                    name_text(&function.name).eq_ignore_ascii_case("sum") && function.over.is_none()
                 }
                 _ => false,
             };

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use sqlparser::ast::{
     Expr, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectType, Query, SelectItem, Set,
-    SetExpr, Statement, TransactionAccessMode, TransactionMode, Value, Visit, Visitor,
+    SetExpr, Statement, TransactionAccessMode, TransactionIsolationLevel, TransactionMode, Value,
+    Visit, Visitor,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -16,17 +17,90 @@ use sqlparser::parser::Parser;
 use super::copy::{CopyCommand, parse_copy};
 use super::error::SqlError;
 use super::infer::{
-    ProjectedItem, parameter_types, projection, resolve_timestamptz_literals,
+    ProjectedItem, Scope, parameter_types, projection, resolve_timestamptz_literals,
     round_numeric_arithmetic,
 };
 use super::rewrite::{Rewritten, name_text, rewrite};
 use super::types::TypeWithMod;
 use crate::storage::schema::Schema;
 
+/// A transaction isolation level, as PostgreSQL names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    ReadUncommitted,
+    ReadCommitted,
+    RepeatableRead,
+    Serializable,
+}
+
+impl Isolation {
+    pub const LEVELS: [Isolation; 4] = [
+        Isolation::ReadUncommitted,
+        Isolation::ReadCommitted,
+        Isolation::RepeatableRead,
+        Isolation::Serializable,
+    ];
+
+    /// `read committed`, `REPEATABLE  READ`, ... (the value of `transaction_isolation`).
+    pub fn parse(text: &str) -> Option<Isolation> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let text = words.join(" ");
+        Self::LEVELS
+            .into_iter()
+            .find(|level| level.name().eq_ignore_ascii_case(&text))
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Isolation::ReadUncommitted => "read uncommitted",
+            Isolation::ReadCommitted => "read committed",
+            Isolation::RepeatableRead => "repeatable read",
+            Isolation::Serializable => "serializable",
+        }
+    }
+
+    /// One snapshot for the whole transaction. SQLite keeps a writer's snapshot only by
+    /// holding the writer, so such a transaction takes its shards' writers at BEGIN; at the
+    /// lower levels (PostgreSQL's READ UNCOMMITTED is READ COMMITTED) every statement has its
+    /// own snapshot and the writer is taken at the first write.
+    pub fn holds_snapshot(self) -> bool {
+        matches!(self, Isolation::RepeatableRead | Isolation::Serializable)
+    }
+}
+
+impl From<TransactionIsolationLevel> for Isolation {
+    fn from(level: TransactionIsolationLevel) -> Isolation {
+        match level {
+            TransactionIsolationLevel::ReadUncommitted => Isolation::ReadUncommitted,
+            TransactionIsolationLevel::ReadCommitted => Isolation::ReadCommitted,
+            TransactionIsolationLevel::RepeatableRead | TransactionIsolationLevel::Snapshot => {
+                Isolation::RepeatableRead
+            }
+            TransactionIsolationLevel::Serializable => Isolation::Serializable,
+        }
+    }
+}
+
+fn isolation_of(modes: &[TransactionMode]) -> Option<Isolation> {
+    modes.iter().find_map(|mode| match mode {
+        TransactionMode::IsolationLevel(level) => Some(Isolation::from(*level)),
+        TransactionMode::AccessMode(_) => None,
+    })
+}
+
+/// The setting `SET TRANSACTION ISOLATION LEVEL` changes.
+pub const TRANSACTION_ISOLATION: &str = "transaction_isolation";
+/// The setting `SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL` changes.
+pub const DEFAULT_TRANSACTION_ISOLATION: &str = "default_transaction_isolation";
+
 /// Transaction control.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TxnOp {
-    Begin { read_only: bool },
+    /// `isolation` is the level BEGIN names, if any.
+    Begin {
+        read_only: bool,
+        isolation: Option<Isolation>,
+    },
     Commit,
     Rollback,
     Savepoint(String),
@@ -410,7 +484,13 @@ fn plan_statement(stmt: Statement, schema: &Schema) -> Plan {
                     TransactionMode::AccessMode(TransactionAccessMode::ReadOnly)
                 )
             });
-            return session(Action::Transaction(TxnOp::Begin { read_only }), "BEGIN");
+            return session(
+                Action::Transaction(TxnOp::Begin {
+                    read_only,
+                    isolation: isolation_of(modes),
+                }),
+                "BEGIN",
+            );
         }
         Statement::Commit { .. } => return session(Action::Transaction(TxnOp::Commit), "COMMIT"),
         Statement::Rollback {
@@ -467,8 +547,20 @@ fn plan_statement(stmt: Statement, schema: &Schema) -> Plan {
                     name: "client_encoding".into(),
                     value: Some(charset_name.value.clone()),
                 },
-                // SET TRANSACTION / SESSION CHARACTERISTICS / ROLE: SQLite transactions are
-                // serializable already and there are no roles to switch to.
+                Set::SetTransaction { modes, session, .. } => match isolation_of(modes) {
+                    Some(level) => Action::Set {
+                        name: if *session {
+                            DEFAULT_TRANSACTION_ISOLATION
+                        } else {
+                            TRANSACTION_ISOLATION
+                        }
+                        .into(),
+                        value: Some(level.name().into()),
+                    },
+                    // READ ONLY / READ WRITE after BEGIN: the access mode BEGIN chose stays.
+                    None => Action::NoOp,
+                },
+                // SET ROLE: there are no roles to switch to.
                 _ => Action::NoOp,
             };
             return session(action, "SET");
@@ -555,7 +647,8 @@ fn plan_statement(stmt: Statement, schema: &Schema) -> Plan {
     // After the copy routing and merging read: the rounding is how SQLite evaluates the
     // statement, not what it says.
     round_numeric_arithmetic(&mut stmt, schema);
-    match rewrite(stmt, catalog) {
+    let types = Scope::with_params(&stmt, schema, &params);
+    match rewrite(stmt, catalog, &types) {
         Ok(rewritten) => Plan {
             action: Action::Execute,
             is_write,
@@ -652,12 +745,38 @@ mod tests {
         );
         assert_eq!(
             plan("BEGIN ISOLATION LEVEL SERIALIZABLE")[0].action,
-            Action::Transaction(TxnOp::Begin { read_only: false })
+            Action::Transaction(TxnOp::Begin {
+                read_only: false,
+                isolation: Some(Isolation::Serializable)
+            })
         );
         assert_eq!(
             plan("START TRANSACTION READ ONLY")[0].action,
-            Action::Transaction(TxnOp::Begin { read_only: true })
+            Action::Transaction(TxnOp::Begin {
+                read_only: true,
+                isolation: None
+            })
         );
+        assert_eq!(
+            plan("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")[0].action,
+            Action::Set {
+                name: TRANSACTION_ISOLATION.into(),
+                value: Some("repeatable read".into())
+            }
+        );
+        assert_eq!(
+            plan("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED")[0]
+                .action,
+            Action::Set {
+                name: DEFAULT_TRANSACTION_ISOLATION.into(),
+                value: Some("read committed".into())
+            }
+        );
+        assert_eq!(
+            Isolation::parse("Repeatable   READ"),
+            Some(Isolation::RepeatableRead)
+        );
+        assert_eq!(Isolation::parse("snapshot"), None);
         assert_eq!(plan("END")[0].action, Action::Transaction(TxnOp::Commit));
         assert_eq!(
             plan("ROLLBACK TO SAVEPOINT a")[0].action,

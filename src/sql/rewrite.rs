@@ -3,21 +3,29 @@
 //! Works on the sqlparser AST and prints it back, so literals and identifiers keep their
 //! quoting. Expression forms (`$n`, `::type`, `ILIKE`, `E''`, ...) are rewritten by one
 //! visitor; DDL gets per-statement treatment that also records the declared PostgreSQL types.
+//!
+//! The same visitor gives SQLite PostgreSQL's data exceptions: divisors, integer arithmetic
+//! (typed by `infer::Scope` from the schema, the parameters and the literals, as PostgreSQL
+//! resolves them) and casts go through the checking functions of `storage::checked`. It
+//! decides what an expression needs from the expression as written, before its operands are
+//! rewritten, and applies it once they are.
 
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    AlterTableOperation, CastKind, ColumnOption, DataType, Distinct, Expr, Function, FunctionArg,
-    FunctionArgExpr, FunctionArguments, Ident, LimitClause, ObjectName, ObjectNamePart, ObjectType,
-    Query, SetExpr, Statement, TableConstraint, TableFactor, Value, VisitMut, VisitorMut,
+    AlterTableOperation, AssignmentTarget, BinaryOperator, CastKind, ColumnOption, DataType,
+    Distinct, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, LimitClause,
+    ObjectName, ObjectNamePart, ObjectType, Query, SetExpr, Statement, TableConstraint,
+    TableFactor, TableObject, UnaryOperator, Value, VisitMut, VisitorMut,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
-use super::datetime;
 use super::error::SqlError;
+use super::infer::Scope;
 use super::types::{PgType, TypeWithMod, declared_type, store_trigger_name, store_triggers};
-use crate::storage::schema::CatalogChange;
+use crate::storage::checked;
+use crate::storage::schema::{CatalogChange, Schema};
 
 /// What a PostgreSQL statement becomes on SQLite.
 #[derive(Debug, Clone, Default)]
@@ -28,11 +36,19 @@ pub struct Rewritten {
 }
 
 /// Rewrites one parsed statement. Catalog queries come already rewritten for the emulated
-/// catalog, which uses SQLite's own `generate_series` column (`value`).
-pub fn rewrite(mut stmt: Statement, catalog_query: bool) -> Result<Rewritten, SqlError> {
+/// catalog, which uses SQLite's own `generate_series` column (`value`). `types` tells the
+/// types of the statement's expressions (its tables' columns, its parameters).
+pub(crate) fn rewrite(
+    mut stmt: Statement,
+    catalog_query: bool,
+    types: &Scope<'_>,
+) -> Result<Rewritten, SqlError> {
+    cast_assigned_literals(&mut stmt, types.schema());
     let mut visitor = ExprRewriter {
         error: None,
         rename_series_column: !catalog_query,
+        types,
+        checks: Vec::new(),
     };
     let _ = stmt.visit(&mut visitor);
     if let Some(error) = visitor.error {
@@ -198,6 +214,66 @@ pub fn rewrite(mut stmt: Statement, catalog_query: bool) -> Result<Rewritten, Sq
     }
 }
 
+/// PostgreSQL reads a string literal assigned to a column with the input function of the
+/// column's type (`'abc'` into an integer is `22P02`, `'yes'` into a boolean is true); SQLite
+/// stores the text. Such a literal becomes a cast to the column's type, which the expression
+/// visitor then checks like any other cast.
+fn cast_assigned_literals(stmt: &mut Statement, schema: &Schema) {
+    let cast = |literal: &mut Expr, ty: Option<TypeWithMod>| {
+        if let (Expr::Value(v), Some(ty)) = (&*literal, ty)
+            && matches!(v.value, Value::SingleQuotedString(_))
+            && checked::cast_function(ty.pg).is_some()
+        {
+            *literal = Expr::Cast {
+                kind: CastKind::DoubleColon,
+                expr: Box::new(take(literal)),
+                data_type: custom_type(ty.pg.wire_type().name()),
+                format: None,
+            };
+        }
+    };
+    match stmt {
+        Statement::Insert(insert) => {
+            let TableObject::TableName(name) = &insert.table else {
+                return;
+            };
+            let table = name_text(name);
+            let columns: Vec<String> = if insert.columns.is_empty() {
+                schema
+                    .table(&table)
+                    .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
+                    .unwrap_or_default()
+            } else {
+                insert.columns.iter().map(name_text).collect()
+            };
+            if let Some(source) = &mut insert.source
+                && let SetExpr::Values(values) = source.body.as_mut()
+            {
+                for row in &mut values.rows {
+                    for (expr, column) in row.iter_mut().zip(&columns) {
+                        cast(expr, schema.column_type(&table, column));
+                    }
+                }
+            }
+        }
+        Statement::Update(update) => {
+            let TableFactor::Table { name, .. } = &update.table.relation else {
+                return;
+            };
+            let table = name_text(name);
+            for assignment in &mut update.assignments {
+                if let AssignmentTarget::ColumnName(column) = &assignment.target {
+                    cast(
+                        &mut assignment.value,
+                        schema.column_type(&table, &name_text(column)),
+                    );
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The text of a possibly schema-qualified name without a `public.` schema.
 fn unqualified(name: &ObjectName) -> String {
     match name.0.as_slice() {
@@ -294,7 +370,12 @@ fn rewrite_create_table(mut create: sqlparser::ast::CreateTable) -> Result<Rewri
             )
         });
         let quoted = column.name.to_string();
-        if let Some((low, high)) = declared.ty.pg.integer_range() {
+        // bigint needs the check too: SQLite keeps an integer literal beyond 64 bits as a float.
+        let range = match declared.ty.pg {
+            PgType::Int8 => Some((i64::MIN, i64::MAX)),
+            other => other.integer_range(),
+        };
+        if let Some((low, high)) = range {
             checks.push(format!(
                 "CONSTRAINT \"{}{}\" CHECK ({quoted} BETWEEN {low} AND {high})",
                 crate::storage::RANGE_CHECK_PREFIX,
@@ -347,13 +428,29 @@ fn rewrite_create_table(mut create: sqlparser::ast::CreateTable) -> Result<Rewri
 }
 
 /// Rewrites PostgreSQL expression forms into SQLite's, everywhere in a statement.
-struct ExprRewriter {
+struct ExprRewriter<'s, 'a> {
     error: Option<SqlError>,
     /// Name `generate_series`' column after its alias, as PostgreSQL does.
     rename_series_column: bool,
+    types: &'s Scope<'a>,
+    /// What each expression on the path from the root needs checked, decided from the
+    /// expression as the client wrote it (before its operands are rewritten).
+    checks: Vec<Check>,
 }
 
-impl ExprRewriter {
+/// A PostgreSQL data check an expression gets on SQLite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    None,
+    /// Integer arithmetic whose result must fit this type.
+    IntegerResult(PgType),
+    /// Float arithmetic of this type (overflow is an error, not Infinity).
+    FloatResult(PgType),
+    /// A cast of a float to an integer type (which rounds half to even).
+    CastFromFloat,
+}
+
+impl ExprRewriter<'_, '_> {
     fn refuse(&mut self, reason: String) -> ControlFlow<()> {
         self.error = Some(SqlError::Unsupported(reason));
         ControlFlow::Break(())
@@ -364,18 +461,17 @@ fn function_name(function: &Function) -> String {
     name_text(&function.name).to_ascii_lowercase()
 }
 
-fn lower_call(expr: Expr) -> Expr {
-    call("lower", expr)
-}
-
-fn call(function: &str, expr: Expr) -> Expr {
+fn call(name: &str, args: Vec<Expr>) -> Expr {
     Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::new(function)]),
+        name: ObjectName::from(vec![Ident::new(name)]),
         uses_odbc_syntax: false,
         parameters: FunctionArguments::None,
         args: FunctionArguments::List(sqlparser::ast::FunctionArgumentList {
             duplicate_treatment: None,
-            args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(expr))],
+            args: args
+                .into_iter()
+                .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
+                .collect(),
             clauses: vec![],
         }),
         filter: None,
@@ -385,8 +481,144 @@ fn call(function: &str, expr: Expr) -> Expr {
     })
 }
 
-impl VisitorMut for ExprRewriter {
+fn operator_char(op: &BinaryOperator) -> char {
+    match op {
+        BinaryOperator::Plus => '+',
+        BinaryOperator::Minus => '-',
+        BinaryOperator::Multiply => '*',
+        BinaryOperator::Divide => '/',
+        _ => '?',
+    }
+}
+
+fn take(expr: &mut Expr) -> Expr {
+    std::mem::replace(expr, Expr::value(Value::Null))
+}
+
+fn integer_literal(n: i64) -> Expr {
+    Expr::value(Value::Number(n.to_string(), false))
+}
+
+/// PostgreSQL's LIKE escapes with a backslash unless the statement names another escape (or
+/// none, with `ESCAPE ''`); SQLite has no escape unless told.
+fn like_escape(escape: Option<Box<Expr>>) -> Option<Box<Expr>> {
+    match escape {
+        None => Some(Box::new(Expr::value(Value::SingleQuotedString(
+            "\\".into(),
+        )))),
+        Some(e) if matches!(&*e, Expr::Value(v) if v.value == Value::SingleQuotedString(String::new())) => {
+            None
+        }
+        other => other,
+    }
+}
+
+impl ExprRewriter<'_, '_> {
+    fn check_of(&self, expr: &Expr) -> Check {
+        match expr {
+            Expr::BinaryOp {
+                left,
+                op:
+                    BinaryOperator::Plus
+                    | BinaryOperator::Minus
+                    | BinaryOperator::Multiply
+                    | BinaryOperator::Divide,
+                right,
+            } => {
+                let integer = |e: &Expr| self.types.expr_type(e).is_some_and(|t| t.pg.is_integer());
+                match self.types.expr_type(expr).map(|t| t.pg) {
+                    Some(result) if integer(left) && integer(right) => Check::IntegerResult(result),
+                    Some(result @ (PgType::Float4 | PgType::Float8)) => Check::FloatResult(result),
+                    _ => Check::None,
+                }
+            }
+            // -x and abs(x) leave the type's range for its minimum.
+            Expr::UnaryOp {
+                op: UnaryOperator::Minus,
+                expr: operand,
+            } => self.integer_result(operand),
+            Expr::Function(function) if function_name(function) == "abs" => match &function.args {
+                FunctionArguments::List(list) => match list.args.as_slice() {
+                    [FunctionArg::Unnamed(FunctionArgExpr::Expr(operand))] => {
+                        self.integer_result(operand)
+                    }
+                    _ => Check::None,
+                },
+                _ => Check::None,
+            },
+            Expr::Cast {
+                expr: inner,
+                data_type,
+                ..
+            } if declared_type(&data_type.to_string()).ty.pg.is_integer()
+                && self
+                    .types
+                    .expr_type(inner)
+                    .is_some_and(|t| matches!(t.pg, PgType::Float4 | PgType::Float8)) =>
+            {
+                Check::CastFromFloat
+            }
+            _ => Check::None,
+        }
+    }
+
+    /// The check of an operation on one integer operand, whose result has its type.
+    fn integer_result(&self, operand: &Expr) -> Check {
+        match self.types.expr_type(operand) {
+            Some(t) if t.pg.is_integer() => Check::IntegerResult(t.pg),
+            _ => Check::None,
+        }
+    }
+
+    /// `CAST(inner AS target)` in SQLite, through the checking function where SQLite's own
+    /// cast would not raise PostgreSQL's errors.
+    fn cast(inner: Expr, target: TypeWithMod, check: Check) -> Expr {
+        let Some(function) = checked::cast_function(target.pg) else {
+            if target.pg == PgType::Varchar && target.typmod > 4 {
+                // An explicit cast to varchar(n) truncates.
+                let text = Expr::Cast {
+                    kind: CastKind::Cast,
+                    expr: Box::new(inner),
+                    data_type: custom_type("TEXT"),
+                    format: None,
+                };
+                return call(
+                    "substr",
+                    vec![
+                        text,
+                        integer_literal(1),
+                        integer_literal(i64::from(target.typmod - 4)),
+                    ],
+                );
+            }
+            return Expr::Cast {
+                kind: CastKind::Cast,
+                expr: Box::new(inner),
+                data_type: custom_type(target.pg.sqlite_cast_type()),
+                format: None,
+            };
+        };
+        let mut args = vec![inner];
+        if check == Check::CastFromFloat {
+            args.push(integer_literal(1));
+        }
+        if let (Some(precision), Some(scale)) = (target.numeric_precision(), target.numeric_scale())
+        {
+            args.push(integer_literal(precision as i64));
+            args.push(integer_literal(scale as i64));
+        }
+        call(function, args)
+    }
+}
+
+impl VisitorMut for ExprRewriter<'_, '_> {
     type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let check = self.check_of(expr);
+        self.checks.push(check);
+        ControlFlow::Continue(())
+    }
 
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
         query.locks.clear();
@@ -466,15 +698,15 @@ impl VisitorMut for ExprRewriter {
     }
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let check = self.checks.pop().unwrap_or(Check::None);
         match expr {
             Expr::Cast {
-                kind,
                 expr: inner,
                 data_type,
                 ..
             } => {
-                let target = declared_type(&data_type.to_string()).ty.pg;
-                if target == PgType::Bool
+                let target = declared_type(&data_type.to_string()).ty;
+                if target.pg == PgType::Bool
                     && let Expr::Value(v) = inner.as_ref()
                     && let Value::SingleQuotedString(s) = &v.value
                 {
@@ -492,13 +724,23 @@ impl VisitorMut for ExprRewriter {
                         }
                     }
                 }
-                if target == PgType::Timestamptz {
-                    let value = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
-                    *expr = call(datetime::STORE_FUNCTION, value);
-                    return ControlFlow::Continue(());
-                }
-                *kind = CastKind::Cast;
-                *data_type = custom_type(target.sqlite_cast_type());
+                *expr = Self::cast(take(inner), target, check);
+            }
+            Expr::BinaryOp {
+                op: BinaryOperator::Divide,
+                right,
+                ..
+            } => {
+                // SQLite divides by zero into NULL; PostgreSQL raises 22012.
+                let divisor = take(right);
+                **right = call(checked::NONZERO, vec![divisor]);
+            }
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::Modulo,
+                right,
+            } => {
+                *expr = call(checked::MODULO, vec![take(left), take(right)]);
             }
             Expr::Value(v) => match &mut v.value {
                 Value::Placeholder(p) if p.starts_with('$') => {
@@ -513,13 +755,11 @@ impl VisitorMut for ExprRewriter {
                 _ => {}
             },
             Expr::TypedString(typed) => {
-                let timestamptz =
-                    declared_type(&typed.data_type.to_string()).ty.pg == PgType::Timestamptz;
+                let target = declared_type(&typed.data_type.to_string()).ty;
                 let value = Expr::Value(typed.value.value.clone().into());
-                *expr = if timestamptz {
-                    call(datetime::STORE_FUNCTION, value)
-                } else {
-                    value
+                *expr = match checked::cast_function(target.pg) {
+                    Some(_) => Self::cast(value, target, Check::None),
+                    None => value,
                 };
             }
             Expr::ILike {
@@ -532,16 +772,17 @@ impl VisitorMut for ExprRewriter {
                 *expr = Expr::Like {
                     negated: *negated,
                     any: false,
-                    expr: Box::new(lower_call(std::mem::replace(
-                        left.as_mut(),
-                        Expr::value(Value::Null),
-                    ))),
-                    pattern: Box::new(lower_call(std::mem::replace(
-                        pattern.as_mut(),
-                        Expr::value(Value::Null),
-                    ))),
-                    escape_char: escape_char.take(),
+                    expr: Box::new(call("lower", vec![take(left)])),
+                    pattern: Box::new(call("lower", vec![take(pattern)])),
+                    escape_char: like_escape(escape_char.take()),
                 };
+            }
+            Expr::Like {
+                any: false,
+                escape_char,
+                ..
+            } => {
+                *escape_char = like_escape(escape_char.take());
             }
             Expr::Function(function) => {
                 if function.name.0.len() > 1 {
@@ -563,6 +804,21 @@ impl VisitorMut for ExprRewriter {
             }
             Expr::AtTimeZone { .. } => {
                 return self.refuse("AT TIME ZONE is not supported".into());
+            }
+            _ => {}
+        }
+        match check {
+            Check::IntegerResult(ty) => {
+                if let Some(function) = checked::arithmetic_check(ty) {
+                    *expr = call(function, vec![take(expr)]);
+                }
+            }
+            Check::FloatResult(ty) => {
+                if let Expr::BinaryOp { left, op, right } = expr
+                    && let Some(function) = checked::float_arithmetic(ty, operator_char(op))
+                {
+                    *expr = call(&function, vec![take(left), take(right)]);
+                }
             }
             _ => {}
         }
@@ -599,21 +855,25 @@ mod tests {
         let stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)
             .unwrap()
             .remove(0);
-        rewrite(stmt, false).unwrap().statements
+        let schema = crate::storage::schema::Schema::default();
+        rewrite(stmt.clone(), false, &Scope::of(&stmt, &schema))
+            .unwrap()
+            .statements
     }
 
     fn refused(sql: &str) -> SqlError {
         let stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)
             .unwrap()
             .remove(0);
-        rewrite(stmt, false).unwrap_err()
+        let schema = crate::storage::schema::Schema::default();
+        rewrite(stmt.clone(), false, &Scope::of(&stmt, &schema)).unwrap_err()
     }
 
     #[test]
     fn placeholders_casts_and_strings() {
         assert_eq!(
             sqlite("SELECT $1::int, E'a\\tb', $$x$$ FROM t WHERE id = $2"),
-            vec!["SELECT CAST(?1 AS INTEGER), 'a\tb', 'x' FROM t WHERE id = ?2"]
+            vec!["SELECT sg_cast_int4(?1), 'a\tb', 'x' FROM t WHERE id = ?2"]
         );
         assert_eq!(sqlite("SELECT 't'::boolean"), vec!["SELECT 1"]);
     }
@@ -622,7 +882,37 @@ mod tests {
     fn ilike_becomes_case_folded_like() {
         assert_eq!(
             sqlite("SELECT * FROM t WHERE name ILIKE 'A%'"),
-            vec!["SELECT * FROM t WHERE lower(name) LIKE lower('A%')"]
+            vec!["SELECT * FROM t WHERE lower(name) LIKE lower('A%') ESCAPE '\\'"]
+        );
+    }
+
+    #[test]
+    fn like_gets_postgres_default_escape() {
+        assert_eq!(
+            sqlite(
+                "SELECT 1 WHERE 'a' NOT LIKE '100\\%' AND 'b' LIKE 'x!%' ESCAPE '!' AND 'c' LIKE 'y' ESCAPE ''"
+            ),
+            vec![
+                "SELECT 1 WHERE 'a' NOT LIKE '100\\%' ESCAPE '\\' AND 'b' LIKE 'x!%' ESCAPE '!' AND 'c' LIKE 'y'"
+            ]
+        );
+    }
+
+    #[test]
+    fn divisors_integer_arithmetic_and_casts_are_checked() {
+        assert_eq!(
+            sqlite(
+                "SELECT 1 / 0, 5 % 2, 2147483647 + 1, 1.5 * 2, '1'::int8, 2.5::float8::int2, 'x'::numeric(5,2), '{}'::json"
+            ),
+            vec![
+                "SELECT sg_int4(1 / sg_nonzero(0)), sg_mod(5, 2), sg_int4(2147483647 + 1), 1.5 * 2, sg_cast_int8('1'), sg_cast_int2(sg_cast_float8(2.5), 1), sg_cast_numeric('x', 5, 2), sg_cast_json('{}')"
+            ]
+        );
+        assert_eq!(
+            sqlite("SELECT DATE '2024-01-05', 'abc'::varchar(2), x::text FROM t"),
+            vec![
+                "SELECT sg_cast_date('2024-01-05'), substr(CAST('abc' AS TEXT), 1, 2), CAST(x AS TEXT) FROM t"
+            ]
         );
     }
 

@@ -98,7 +98,8 @@ impl TypeWithMod {
     /// as PostgreSQL rounds on assignment).
     pub fn store_expression(self, value: &str) -> Option<String> {
         match self.pg {
-            PgType::Timestamptz => Some(format!("{}({value})", super::datetime::STORE_FUNCTION)),
+            PgType::Timestamptz => crate::storage::checked::cast_function(self.pg)
+                .map(|cast| format!("{cast}({value})")),
             PgType::Numeric => self
                 .numeric_scale()
                 .map(|scale| format!("{}({value}, {scale})", super::numeric::ROUND_FUNCTION)),

@@ -23,8 +23,13 @@ pub enum Intent {
 #[async_trait]
 pub trait Backend: Send + Sync {
     /// A connection for one statement or one transaction; dropping it ends (and, inside a
-    /// transaction, rolls back) its use.
-    async fn session(&self, intent: Intent) -> Result<Box<dyn BackendSession>, StorageError>;
+    /// transaction, rolls back) its use. A wait for it ends as `canceller` says (its
+    /// `lock_timeout`, a CancelRequest, shutdown).
+    async fn session(
+        &self,
+        intent: Intent,
+        canceller: &Canceller,
+    ) -> Result<Box<dyn BackendSession>, StorageError>;
     /// The result columns and parameter count of a statement, without running it.
     async fn describe(&self, sql: Arc<str>) -> Result<PreparedShape, StorageError>;
     /// The current schema snapshot.
@@ -116,10 +121,11 @@ impl SqliteBackend {
     /// earlier version stored in a form this one does not read.
     pub async fn load_schema(&self) -> Result<(), StorageError> {
         let pool = self.writer.as_ref().unwrap_or(&self.readers);
-        let mut lease = pool.lease().await?;
+        let internal = Canceller::default();
+        let mut lease = pool.lease(&internal).await?;
         let primary = self.writer.is_some();
         let schema = lease
-            .run_blocking(&Canceller::default(), move |conn| {
+            .run_blocking(&internal, move |conn| {
                 if primary {
                     super::schema::convert_stored_forms(conn)?;
                 }
@@ -135,10 +141,14 @@ impl SqliteBackend {
 
 #[async_trait]
 impl Backend for SqliteBackend {
-    async fn session(&self, intent: Intent) -> Result<Box<dyn BackendSession>, StorageError> {
+    async fn session(
+        &self,
+        intent: Intent,
+        canceller: &Canceller,
+    ) -> Result<Box<dyn BackendSession>, StorageError> {
         let lease = match intent {
-            Intent::Read => self.readers.lease().await?,
-            Intent::Write => self.writer()?.lease().await?,
+            Intent::Read => self.readers.lease(canceller).await?,
+            Intent::Write => self.writer()?.lease(canceller).await?,
         };
         Ok(Box::new(SqliteSession {
             lease,
@@ -147,11 +157,10 @@ impl Backend for SqliteBackend {
     }
 
     async fn describe(&self, sql: Arc<str>) -> Result<PreparedShape, StorageError> {
-        let mut lease = self.readers.lease().await?;
+        let internal = Canceller::default();
+        let mut lease = self.readers.lease(&internal).await?;
         lease
-            .run_blocking(&Canceller::default(), move |conn| {
-                exec::describe(conn, &sql)
-            })
+            .run_blocking(&internal, move |conn| exec::describe(conn, &sql))
             .await
     }
 
@@ -160,9 +169,10 @@ impl Backend for SqliteBackend {
     }
 
     async fn trim_replication_log(&self, below: u64) -> Result<usize, StorageError> {
-        let mut lease = self.writer()?.lease().await?;
+        let internal = Canceller::default();
+        let mut lease = self.writer()?.lease(&internal).await?;
         lease
-            .run_blocking(&Canceller::default(), move |conn| {
+            .run_blocking(&internal, move |conn| {
                 conn.as_internal(|c| crate::replication::log::truncate_below(c, below))
             })
             .await

@@ -405,24 +405,6 @@ fn register_functions(
         })?;
     }
     conn.create_scalar_function(
-        crate::sql::datetime::STORE_FUNCTION,
-        1,
-        deterministic,
-        |ctx| {
-            let text = match ctx.get_raw(0) {
-                rusqlite::types::ValueRef::Null => return Ok(None),
-                rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
-                    String::from_utf8_lossy(t).into_owned()
-                }
-                rusqlite::types::ValueRef::Integer(i) => i.to_string(),
-                rusqlite::types::ValueRef::Real(f) => f.to_string(),
-            };
-            crate::sql::datetime::to_stored(&text)
-                .map(Some)
-                .map_err(|e| super::error::function_error(&e))
-        },
-    )?;
-    conn.create_scalar_function(
         crate::sql::numeric::ROUND_FUNCTION,
         2,
         deterministic,
@@ -431,7 +413,7 @@ fn register_functions(
             match ctx.get::<rusqlite::types::Value>(0)? {
                 rusqlite::types::Value::Real(f) => crate::sql::numeric::round(f, scale)
                     .map(rusqlite::types::Value::Real)
-                    .map_err(|e| super::error::function_error(&e)),
+                    .map_err(|e| super::checked::DataError::from_sql(&e).into()),
                 // Integers need no rounding; text that is not a number is left to the input
                 // checks, not turned into a number here.
                 other => Ok(other),
@@ -446,5 +428,43 @@ fn register_functions(
     conn.create_scalar_function("pg_backend_pid", 0, deterministic, |_| {
         Ok(std::process::id() as i64)
     })?;
+    // SQLite's upper/lower fold ASCII only; PostgreSQL's fold every letter (ILIKE uses lower).
+    conn.create_scalar_function("upper", 1, deterministic, |ctx| {
+        fold_case(ctx, str::to_ascii_uppercase, char::to_uppercase)
+    })?;
+    conn.create_scalar_function("lower", 1, deterministic, |ctx| {
+        fold_case(ctx, str::to_ascii_lowercase, char::to_lowercase)
+    })?;
+    super::checked::register(conn)?;
     Ok(())
+}
+
+/// `upper`/`lower` of any value as text (NULL stays NULL), with an ASCII fast path. Like
+/// PostgreSQL's (`towupper`/`towlower` per character), a letter whose case mapping is several
+/// characters (`ß` → `SS`) stays as it is.
+fn fold_case<M: Iterator<Item = char> + ExactSizeIterator>(
+    ctx: &rusqlite::functions::Context<'_>,
+    ascii: fn(&str) -> String,
+    map: fn(char) -> M,
+) -> rusqlite::Result<Option<String>> {
+    let text = match ctx.get_raw(0) {
+        rusqlite::types::ValueRef::Null => return Ok(None),
+        rusqlite::types::ValueRef::Integer(i) => i.to_string(),
+        rusqlite::types::ValueRef::Real(f) => f.to_string(),
+        value => String::from_utf8_lossy(value.as_bytes().unwrap_or_default()).into_owned(),
+    };
+    if text.is_ascii() {
+        return Ok(Some(ascii(&text)));
+    }
+    Ok(Some(
+        text.chars()
+            .map(|c| {
+                let mut mapped = map(c);
+                match (mapped.len(), mapped.next()) {
+                    (1, Some(single)) => single,
+                    _ => c,
+                }
+            })
+            .collect(),
+    ))
 }

@@ -1,17 +1,27 @@
 //! Connection pools and leases. A lease owns one connection until dropped; dropping it inside
 //! a transaction rolls the transaction back first, so a pooled connection is never handed out
-//! mid-transaction (even when a client disconnects in the middle of one).
+//! mid-transaction (even when a client disconnects in the middle of one). A lease that has to
+//! wait waits as its session's [`Canceller`] allows, never unbounded for a client.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use rusqlite::InterruptHandle;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use super::connection::{self, ConnectionSettings, Role, SqlConn};
-use super::error::StorageError;
+use super::error::{StorageError, StorageErrorKind};
+
+fn shutting_down() -> StorageError {
+    StorageError::new(
+        StorageErrorKind::ShuttingDown,
+        "terminating connection due to administrator command",
+    )
+}
 
 pub struct ConnPool {
     path: PathBuf,
@@ -44,13 +54,17 @@ impl ConnPool {
         }))
     }
 
-    pub async fn lease(self: &Arc<Self>) -> Result<Lease, StorageError> {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| StorageError::internal("the database is shutting down"))?;
+    /// A connection of this pool; when all are leased, waits as `canceller` allows (its
+    /// `lock_timeout`, a CancelRequest, shutdown).
+    pub async fn lease(self: &Arc<Self>, canceller: &Canceller) -> Result<Lease, StorageError> {
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(TryAcquireError::Closed) => return Err(shutting_down()),
+            Err(TryAcquireError::NoPermits) => canceller
+                .bounded_wait(self.permits.clone().acquire_owned())
+                .await?
+                .map_err(|_| shutting_down())?,
+        };
         let pooled = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let conn = match pooled {
             Some(conn) => conn,
@@ -102,24 +116,126 @@ impl ConnPool {
     }
 }
 
-/// Interrupts whatever statement a session is running right now (CancelRequest).
+/// A session's hold on what it is doing right now: a CancelRequest interrupts its running
+/// statement or ends its wait for a connection (57014), shutdown ends the wait (57P01), and
+/// its `lock_timeout` bounds the wait (55P03).
 #[derive(Clone, Default)]
 pub struct Canceller {
-    running: Arc<Mutex<Option<Arc<InterruptHandle>>>>,
+    inner: Arc<CancelState>,
 }
 
+#[derive(Default)]
+struct CancelState {
+    running: Mutex<Option<Arc<InterruptHandle>>>,
+    /// Wakes a wait for a connection.
+    wake: Notify,
+    /// Shutdown began: waits end at once, and no new one starts.
+    terminating: AtomicBool,
+    /// `lock_timeout` in milliseconds; 0 waits until cancelled.
+    lock_timeout_ms: AtomicU64,
+    /// Resolves once the session's client has closed its connection.
+    hang_up: OnceLock<HangUp>,
+}
+
+/// A future that resolves once a session's client has gone away, made afresh for each wait.
+pub type HangUp = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
+
 impl Canceller {
+    /// A wait starts watching for the client going away after this long.
+    const WATCH_HANG_UP_AFTER: Duration = Duration::from_millis(50);
+
+    pub fn with_lock_timeout(lock_timeout: Duration) -> Canceller {
+        let canceller = Canceller::default();
+        canceller.set_lock_timeout(lock_timeout);
+        canceller
+    }
+
+    /// A zero timeout waits until cancelled, as PostgreSQL's `lock_timeout = 0` does.
+    pub fn set_lock_timeout(&self, lock_timeout: Duration) {
+        let millis = u64::try_from(lock_timeout.as_millis()).unwrap_or(u64::MAX);
+        self.inner.lock_timeout_ms.store(millis, Ordering::Relaxed);
+    }
+
+    /// Lets waits end when the client goes away (a dropped connection's statement would
+    /// otherwise still take the writer, and run, once it is free).
+    pub fn watch_hang_up(&self, hang_up: HangUp) {
+        let _ = self.inner.hang_up.set(hang_up);
+    }
+
+    /// CancelRequest: like PostgreSQL, it affects only what runs or waits right now.
     pub fn cancel(&self) {
-        if let Ok(running) = self.running.lock()
+        if let Ok(running) = self.inner.running.lock()
             && let Some(handle) = running.as_ref()
         {
             handle.interrupt();
         }
+        self.inner.wake.notify_waiters();
+    }
+
+    /// Shutdown: ends the session's wait for a connection now, and any later one at once.
+    pub fn terminate(&self) {
+        self.inner.terminating.store(true, Ordering::Release);
+        self.inner.wake.notify_waiters();
     }
 
     fn set(&self, handle: Option<Arc<InterruptHandle>>) {
-        if let Ok(mut running) = self.running.lock() {
+        if let Ok(mut running) = self.inner.running.lock() {
             *running = handle;
+        }
+    }
+
+    /// Waits for `acquire` unless the session is cancelled, the server shuts down or the
+    /// session's `lock_timeout` passes first.
+    async fn bounded_wait<T>(
+        &self,
+        acquire: impl std::future::Future<Output = T>,
+    ) -> Result<T, StorageError> {
+        let woken = self.inner.wake.notified();
+        tokio::pin!(woken);
+        // Registered before the flag is read, so a terminate() in between still wakes it.
+        woken.as_mut().enable();
+        if self.inner.terminating.load(Ordering::Acquire) {
+            return Err(shutting_down());
+        }
+        let timeout = match self.inner.lock_timeout_ms.load(Ordering::Relaxed) {
+            0 => None,
+            millis => Some(Duration::from_millis(millis)),
+        };
+        let hung_up = async {
+            match self.inner.hang_up.get() {
+                Some(hang_up) => {
+                    // Watching the socket costs system calls; most waits (writers queueing
+                    // behind short transactions) end sooner than this.
+                    tokio::time::sleep(Self::WATCH_HANG_UP_AFTER).await;
+                    hang_up().await
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let expired = async {
+            match timeout {
+                Some(timeout) => tokio::time::sleep(timeout).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            acquired = acquire => Ok(acquired),
+            () = woken => Err(if self.inner.terminating.load(Ordering::Acquire) {
+                shutting_down()
+            } else {
+                StorageError::new(
+                    StorageErrorKind::Interrupted,
+                    "canceling statement due to user request",
+                )
+            }),
+            () = hung_up => Err(StorageError::new(
+                StorageErrorKind::Interrupted,
+                "canceling statement: the client closed its connection",
+            )),
+            () = expired => Err(StorageError::new(
+                StorageErrorKind::LockTimeout,
+                "canceling statement due to lock timeout",
+            )),
         }
     }
 }

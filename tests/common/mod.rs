@@ -1,6 +1,7 @@
 //! Starts a real shardgate server on an ephemeral port for a test.
 #![allow(dead_code)]
 
+pub mod postgres;
 pub mod process;
 pub mod replicas;
 
