@@ -655,7 +655,9 @@ pub fn resolve_timestamptz_literals(stmt: &mut Statement, schema: &Schema) -> Re
             _ => None,
         }
     }
-    /// Writes a literal in the stored form; false for `'now'`, which has none yet.
+    /// Writes a literal in the stored form. False when that is left to the checked cast at
+    /// run time: for `'now'`, which has no stored form yet, and for what the cast refuses with
+    /// a code of its own (a field out of range is `22008`, not a malformed timestamp).
     fn store(expr: &mut Expr) -> Result<bool, SqlError> {
         let Some(text) = literal_text(expr) else {
             return Ok(true);
@@ -663,8 +665,27 @@ pub fn resolve_timestamptz_literals(stmt: &mut Statement, schema: &Schema) -> Re
         if text.trim().eq_ignore_ascii_case("now") {
             return Ok(false);
         }
-        *text = datetime::to_stored(text)?;
-        Ok(true)
+        match datetime::to_stored(text) {
+            Ok(stored) => {
+                *text = stored;
+                Ok(true)
+            }
+            Err(e) => match crate::storage::checked::check_datetime_text(text, PgType::Timestamptz)
+            {
+                Err(invalid)
+                    if invalid.kind == crate::storage::StorageErrorKind::InvalidDatetimeFormat =>
+                {
+                    Err(SqlError::InvalidDatetime(invalid.message))
+                }
+                Err(_) => Ok(false),
+                Ok(()) => match e {
+                    // A form the cast accepts that the stored form cannot hold ('infinity',
+                    // a zone name): the cast refuses it when it runs.
+                    SqlError::Unsupported(_) | SqlError::InvalidDatetime(_) => Ok(false),
+                    other => Err(other),
+                },
+            },
+        }
     }
     fn resolve(expr: &mut Expr) -> Result<(), SqlError> {
         if store(expr)? {
