@@ -48,6 +48,7 @@ impl Error {
                 SqlError::InvalidBinary(_) => "22P03",
                 SqlError::DatetimeOutOfRange(_) => "22008",
                 SqlError::OutOfRange(_) => "22003",
+                SqlError::InvalidDatetime(_) => "22007",
                 SqlError::InvalidSettingValue(_) => "22023",
                 SqlError::UnknownSetting(_) => "42704",
                 SqlError::InvalidCopy(_) => "22P04",

@@ -725,6 +725,11 @@ impl StatementParser {
             return Err(e.clone().into());
         }
         let (params, columns) = match (&plan.action, plan.rewritten.statements.last()) {
+            // DDL has no result columns, and its last statement may depend on the ones before
+            // it (a table's triggers on the table), so it cannot be prepared before they ran.
+            (Action::Execute, Some(_)) if plan.rewritten.changes_schema => {
+                (plan.params.clone(), Vec::new())
+            }
             (Action::Execute, Some(last)) => {
                 match self.shared.backend.describe(Arc::from(last.as_str())).await {
                     Ok(shape) => {

@@ -3,9 +3,10 @@
 //! exactly: an int4 column is always four bytes.
 
 use bytes::{BufMut, BytesMut};
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime};
 use rusqlite::types::Value;
 
+use crate::sql::datetime;
 use crate::sql::error::SqlError;
 use crate::sql::rewrite::parse_bool;
 use crate::sql::types::{PgType, TypeWithMod};
@@ -90,31 +91,6 @@ fn as_bool(value: &Value) -> Result<bool, SqlError> {
     }
 }
 
-/// Parses a timestamp as PostgreSQL accepts it. An explicit UTC offset is applied for
-/// `timestamptz` (the result is UTC); `timestamp` ignores it and keeps the wall-clock time, as
-/// PostgreSQL does (`'2024-01-02 03:04:05+05:30'::timestamp` is `2024-01-02 03:04:05`).
-fn parse_timestamp(text: &str, ty: PgType) -> Option<NaiveDateTime> {
-    let t = text.trim().replace('T', " ");
-    for format in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%#z"] {
-        if let Ok(dt) = DateTime::parse_from_str(&t, format) {
-            return Some(if ty == PgType::Timestamptz {
-                dt.with_timezone(&Utc).naive_utc()
-            } else {
-                dt.naive_local()
-            });
-        }
-    }
-    let t = t.trim_end_matches('Z');
-    for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M"] {
-        if let Ok(dt) = NaiveDateTime::parse_from_str(t, format) {
-            return Some(dt);
-        }
-    }
-    NaiveDate::parse_from_str(t, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-}
-
 fn as_timestamp(value: &Value, ty: PgType) -> Result<NaiveDateTime, SqlError> {
     match value {
         Value::Integer(secs) => DateTime::from_timestamp(*secs, 0)
@@ -122,7 +98,7 @@ fn as_timestamp(value: &Value, ty: PgType) -> Result<NaiveDateTime, SqlError> {
             .ok_or_else(|| invalid(ty, &secs.to_string())),
         other => {
             let text = raw_text(other);
-            parse_timestamp(&text, ty).ok_or_else(|| invalid(ty, &text))
+            datetime::parse(&text, ty).ok_or_else(|| invalid(ty, &text))
         }
     }
 }
@@ -514,13 +490,10 @@ pub fn from_text(text: &str, ty: PgType) -> Result<Value, SqlError> {
             None => Value::Blob(text.as_bytes().to_vec()),
         },
         PgType::Timestamp => {
-            let dt = parse_timestamp(text, ty).ok_or_else(|| invalid(ty, text))?;
+            let dt = datetime::parse(text, ty).ok_or_else(|| invalid(ty, text))?;
             Value::Text(format_timestamp(&dt))
         }
-        PgType::Timestamptz => {
-            let dt = parse_timestamp(text, ty).ok_or_else(|| invalid(ty, text))?;
-            Value::Text(format!("{}+00", format_timestamp(&dt)))
-        }
+        PgType::Timestamptz => Value::Text(datetime::to_stored(text)?),
         PgType::Date => Value::Text(
             as_date(&Value::Text(text.to_string()))?
                 .format("%Y-%m-%d")
@@ -651,11 +624,10 @@ pub fn from_binary(bytes: &[u8], ty: PgType) -> Result<Value, SqlError> {
         }
         PgType::Timestamp | PgType::Timestamptz => {
             let dt = timestamp_from_binary(i64::from_be_bytes(exact_width(bytes, ty)?), ty)?;
-            let text = format_timestamp(&dt);
             Value::Text(if ty == PgType::Timestamptz {
-                format!("{text}+00")
+                datetime::stored(&dt)?
             } else {
-                text
+                format_timestamp(&dt)
             })
         }
         PgType::Uuid => Value::Text(uuid::Uuid::from_bytes(exact_width(bytes, ty)?).to_string()),
@@ -706,7 +678,7 @@ mod tests {
         );
         assert_eq!(
             from_text(sent, PgType::Timestamptz).unwrap(),
-            Value::Text("2024-06-01 07:00:00.25+00".into())
+            Value::Text("2024-06-01 07:00:00.250000+00".into())
         );
         assert_eq!(
             from_text("2024-06-01 12:30:00-03", PgType::Timestamp).unwrap(),
@@ -719,7 +691,7 @@ mod tests {
         assert_eq!(text(PgType::Timestamptz), "2024-06-01 07:00:00.25+00");
         assert_eq!(
             from_text("2024-06-01 12:30:00", PgType::Timestamptz).unwrap(),
-            Value::Text("2024-06-01 12:30:00+00".into())
+            Value::Text("2024-06-01 12:30:00.000000+00".into())
         );
         assert!(from_text("2024-06-01 12:30:00+5:3x", PgType::Timestamp).is_err());
     }

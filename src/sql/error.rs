@@ -21,6 +21,9 @@ pub enum SqlError {
     /// A date, time or timestamp outside PostgreSQL's range for its type.
     #[error("{0}")]
     DatetimeOutOfRange(String),
+    /// A date or time text that does not parse (`22007`).
+    #[error("{0}")]
+    InvalidDatetime(String),
     /// A value outside its type's range.
     #[error("{0}")]
     OutOfRange(String),

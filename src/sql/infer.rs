@@ -6,9 +6,12 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{
     BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, LimitClause, SelectItem,
-    SetExpr, Statement, TableFactor, Value, Visit, Visitor,
+    SetExpr, Statement, TableFactor, Value, Visit, VisitMut, Visitor, VisitorMut,
 };
 
+use super::datetime;
+use super::error::SqlError;
+use super::numeric;
 use super::rewrite::name_text;
 use super::types::{PgType, TypeWithMod, declared_type};
 use crate::storage::schema::Schema;
@@ -186,8 +189,11 @@ impl<'a> Scope<'a> {
             Expr::Cast { data_type, .. } => Some(declared_type(&data_type.to_string()).ty),
             Expr::Value(v) => match &v.value {
                 Value::Number(n, _) => {
-                    if n.contains(['.', 'e', 'E']) {
+                    if n.contains(['e', 'E']) {
                         plain(PgType::Numeric)
+                    } else if n.contains('.') {
+                        // PostgreSQL prints a numeric literal with the digits it was written with.
+                        self.numeric_scale(expr).map(TypeWithMod::numeric_of_scale)
                     } else if n.parse::<i32>().is_ok() {
                         plain(PgType::Int4)
                     } else if n.parse::<i64>().is_ok() {
@@ -237,7 +243,13 @@ impl<'a> Scope<'a> {
                 | BinaryOperator::Modulo => {
                     let l = self.expr_type(left)?;
                     let r = self.expr_type(right)?;
-                    Some(TypeWithMod::plain(wider(l.pg, r.pg)))
+                    let ty = wider(l.pg, r.pg);
+                    match self.numeric_scale(expr) {
+                        Some(scale) if ty == PgType::Numeric => {
+                            Some(TypeWithMod::numeric_of_scale(scale))
+                        }
+                        _ => Some(TypeWithMod::plain(ty)),
+                    }
                 }
                 _ => None,
             },
@@ -256,13 +268,18 @@ impl<'a> Scope<'a> {
                         Some(PgType::Int2 | PgType::Int4) => plain(PgType::Int8),
                         Some(PgType::Float4) => plain(PgType::Float4),
                         Some(PgType::Float8) => plain(PgType::Float8),
-                        _ => plain(PgType::Numeric),
+                        // A sum has the scale of what it adds up.
+                        _ => match self.numeric_scale(expr) {
+                            Some(scale) => Some(TypeWithMod::numeric_of_scale(scale)),
+                            None => plain(PgType::Numeric),
+                        },
                     },
                     "avg" => match first_arg.map(|t| t.pg) {
                         Some(PgType::Float4 | PgType::Float8) => plain(PgType::Float8),
                         _ => plain(PgType::Numeric),
                     },
-                    "min" | "max" | "coalesce" | "abs" | "nullif" => first_arg,
+                    "min" | "max" | "coalesce" | "abs" | "nullif" | "round" => first_arg,
+                    name if name == numeric::ROUND_FUNCTION => first_arg,
                     "length" | "char_length" | "octet_length" | "strpos" | "position" => {
                         plain(PgType::Int4)
                     }
@@ -300,6 +317,141 @@ impl<'a> Scope<'a> {
             _ => None,
         }
     }
+}
+
+impl Scope<'_> {
+    /// The number of digits after the point PostgreSQL gives the numeric (or integer) value of
+    /// `expr`, when it follows from the statement: a literal's digits, a `numeric(p, s)`
+    /// column's scale, the larger scale for `+` and `-`, the sum of both for `*`, and for
+    /// `sum`, `min`, `max`, `abs` the scale of their argument. Integers have scale 0.
+    fn numeric_scale(&self, expr: &Expr) -> Option<usize> {
+        let args = |function: &sqlparser::ast::Function| -> Vec<Expr> {
+            match &function.args {
+                FunctionArguments::List(list) => list
+                    .args
+                    .iter()
+                    .filter_map(|a| match a {
+                        FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            }
+        };
+        match expr {
+            Expr::Value(v) => match &v.value {
+                Value::Number(n, _) if !n.contains(['e', 'E']) => {
+                    Some(n.split_once('.').map_or(0, |(_, digits)| digits.len()))
+                }
+                _ => None,
+            },
+            Expr::Nested(inner) | Expr::UnaryOp { expr: inner, .. } => self.numeric_scale(inner),
+            Expr::Cast {
+                expr: inner,
+                data_type,
+                ..
+            } => {
+                let ty = declared_type(&data_type.to_string()).ty;
+                match ty.pg {
+                    PgType::Numeric => ty.numeric_scale().or_else(|| self.numeric_scale(inner)),
+                    pg if pg.is_integer() => Some(0),
+                    _ => None,
+                }
+            }
+            Expr::BinaryOp { left, op, right } => {
+                let (l, r) = (self.numeric_scale(left)?, self.numeric_scale(right)?);
+                match op {
+                    BinaryOperator::Plus | BinaryOperator::Minus => Some(l.max(r)),
+                    BinaryOperator::Multiply => Some(l + r),
+                    _ => None,
+                }
+            }
+            Expr::Function(function) => {
+                let name = name_text(&function.name).to_ascii_lowercase();
+                match (name.as_str(), args(function).as_slice()) {
+                    ("sum" | "min" | "max" | "abs", [arg]) => self.numeric_scale(arg),
+                    (name, [_, digits]) if name == "round" || name == numeric::ROUND_FUNCTION => {
+                        self.numeric_scale(digits).and_then(|_| match digits {
+                            Expr::Value(v) => match &v.value {
+                                Value::Number(n, _) => n.parse().ok(),
+                                _ => None,
+                            },
+                            _ => None,
+                        })
+                    }
+                    _ => None,
+                }
+            }
+            _ => match self.expr_type(expr)? {
+                ty if ty.pg.is_integer() => Some(0),
+                ty => ty.numeric_scale(),
+            },
+        }
+    }
+}
+
+/// `+`, `-` and `*` of numerics are exact in PostgreSQL, with a result scale that follows from
+/// the operands' (see [`Scope::numeric_scale`]); SQLite computes them in doubles, where
+/// 0.1 + 0.2 is 0.30000000000000004. Rounding the double to the result's scale gives the
+/// double nearest to the exact decimal result, the same one a literal of that value is, so
+/// comparisons and stored values agree with PostgreSQL for values of up to 15 significant
+/// digits (numeric columns of larger precision are refused when they are created).
+pub fn round_numeric_arithmetic(stmt: &mut Statement, schema: &Schema) {
+    struct Round<'s, 'a> {
+        scope: &'s Scope<'a>,
+    }
+    impl VisitorMut for Round<'_, '_> {
+        type Break = ();
+        fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            let rounded = match expr {
+                Expr::BinaryOp {
+                    op: BinaryOperator::Plus | BinaryOperator::Minus | BinaryOperator::Multiply,
+                    ..
+                } => true,
+                // A cast to numeric(p, s) rounds to s; a sum of numerics has their scale.
+                Expr::Cast { .. } => true,
+                Expr::Function(function) => {
+                    name_text(&function.name).eq_ignore_ascii_case("sum") && function.over.is_none()
+                }
+                _ => false,
+            };
+            if rounded
+                && self
+                    .scope
+                    .expr_type(expr)
+                    .is_some_and(|t| t.pg == PgType::Numeric)
+                && let Some(scale) = self.scope.numeric_scale(expr)
+            {
+                let exact = std::mem::replace(expr, Expr::value(Value::Null));
+                *expr = Expr::Function(sqlparser::ast::Function {
+                    name: sqlparser::ast::ObjectName::from(vec![sqlparser::ast::Ident::new(
+                        numeric::ROUND_FUNCTION,
+                    )]),
+                    uses_odbc_syntax: false,
+                    parameters: FunctionArguments::None,
+                    args: FunctionArguments::List(sqlparser::ast::FunctionArgumentList {
+                        duplicate_treatment: None,
+                        args: vec![
+                            FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Nested(Box::new(
+                                exact,
+                            )))),
+                            FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::value(
+                                Value::Number(scale.to_string(), false),
+                            ))),
+                        ],
+                        clauses: vec![],
+                    }),
+                    filter: None,
+                    null_treatment: None,
+                    over: None,
+                    within_group: vec![],
+                });
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let scope = Scope::of(stmt, schema);
+    let _ = stmt.visit(&mut Round { scope: &scope });
 }
 
 fn wider(a: PgType, b: PgType) -> PgType {
@@ -479,6 +631,193 @@ pub fn parameter_types(stmt: &Statement, schema: &Schema) -> Vec<TypeWithMod> {
                 .unwrap_or(TypeWithMod::plain(PgType::Text))
         })
         .collect()
+}
+
+/// PostgreSQL resolves an untyped literal compared with, or assigned to, a timestamptz to a
+/// timestamptz: `created = '2024-07-01 12:00:00-04'` compares instants. SQLite would compare
+/// the literal's text with the stored form, so such literals (and the literals of explicit
+/// casts) are written in the stored form here, where routing sees them too: a timestamptz
+/// shard key is placed and found by its instant. A literal that is not a timestamp is an
+/// error now, as in PostgreSQL, whether or not a row is compared with it; `'now'` is left to
+/// run time (plans are cached) with the cast PostgreSQL implies.
+pub fn resolve_timestamptz_literals(stmt: &mut Statement, schema: &Schema) -> Result<(), SqlError> {
+    struct Resolve<'s, 'a> {
+        scope: &'s Scope<'a>,
+        error: Option<SqlError>,
+    }
+    fn literal_text(expr: &mut Expr) -> Option<&mut String> {
+        match expr {
+            Expr::Value(v) => match &mut v.value {
+                Value::SingleQuotedString(s) | Value::EscapedStringLiteral(s) => Some(s),
+                Value::DollarQuotedString(d) => Some(&mut d.value),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+    /// Writes a literal in the stored form. False when that is left to the checked cast at
+    /// run time: for `'now'`, which has no stored form yet, and for what the cast refuses with
+    /// a code of its own (a field out of range is `22008`, not a malformed timestamp).
+    fn store(expr: &mut Expr) -> Result<bool, SqlError> {
+        let Some(text) = literal_text(expr) else {
+            return Ok(true);
+        };
+        if text.trim().eq_ignore_ascii_case("now") {
+            return Ok(false);
+        }
+        match datetime::to_stored(text) {
+            Ok(stored) => {
+                *text = stored;
+                Ok(true)
+            }
+            Err(e) => match crate::storage::checked::check_datetime_text(text, PgType::Timestamptz)
+            {
+                Err(invalid)
+                    if invalid.kind == crate::storage::StorageErrorKind::InvalidDatetimeFormat =>
+                {
+                    Err(SqlError::InvalidDatetime(invalid.message))
+                }
+                Err(_) => Ok(false),
+                Ok(()) => match e {
+                    // A form the cast accepts that the stored form cannot hold ('infinity',
+                    // a zone name): the cast refuses it when it runs.
+                    SqlError::Unsupported(_) | SqlError::InvalidDatetime(_) => Ok(false),
+                    other => Err(other),
+                },
+            },
+        }
+    }
+    fn resolve(expr: &mut Expr) -> Result<(), SqlError> {
+        if store(expr)? {
+            return Ok(());
+        }
+        let literal = std::mem::replace(expr, Expr::value(Value::Null));
+        *expr = Expr::Cast {
+            kind: sqlparser::ast::CastKind::DoubleColon,
+            expr: Box::new(literal),
+            data_type: sqlparser::ast::DataType::Custom(
+                sqlparser::ast::ObjectName::from(vec![sqlparser::ast::Ident::new("timestamptz")]),
+                vec![],
+            ),
+            format: None,
+        };
+        Ok(())
+    }
+    impl Resolve<'_, '_> {
+        fn is_timestamptz(&self, expr: &Expr) -> bool {
+            self.scope
+                .expr_type(expr)
+                .is_some_and(|t| t.pg == PgType::Timestamptz)
+        }
+
+        fn pair(&self, left: &mut Expr, right: &mut Expr) -> Result<(), SqlError> {
+            if self.is_timestamptz(left) {
+                resolve(right)
+            } else if self.is_timestamptz(right) {
+                resolve(left)
+            } else {
+                Ok(())
+            }
+        }
+
+        fn resolve_expr(&self, expr: &mut Expr) -> Result<(), SqlError> {
+            match expr {
+                Expr::BinaryOp {
+                    left,
+                    op:
+                        BinaryOperator::Eq
+                        | BinaryOperator::NotEq
+                        | BinaryOperator::Lt
+                        | BinaryOperator::LtEq
+                        | BinaryOperator::Gt
+                        | BinaryOperator::GtEq,
+                    right,
+                }
+                | Expr::IsDistinctFrom(left, right)
+                | Expr::IsNotDistinctFrom(left, right) => self.pair(left, right),
+                Expr::Between {
+                    expr, low, high, ..
+                } if self.is_timestamptz(expr) => {
+                    resolve(low)?;
+                    resolve(high)
+                }
+                Expr::In {
+                    expr,
+                    target: sqlparser::ast::InTarget::List(list),
+                    ..
+                } if self.is_timestamptz(expr) => list.iter_mut().try_for_each(resolve),
+                Expr::Cast {
+                    expr: inner,
+                    data_type,
+                    ..
+                } if declared_type(&data_type.to_string()).ty.pg == PgType::Timestamptz => {
+                    store(inner).map(|_| ())
+                }
+                _ => Ok(()),
+            }
+        }
+    }
+    impl VisitorMut for Resolve<'_, '_> {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            match self.resolve_expr(expr) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(e) => {
+                    self.error = Some(e);
+                    ControlFlow::Break(())
+                }
+            }
+        }
+    }
+    let scope = Scope::of(stmt, schema);
+    let is_timestamptz = |table: &str, column: &str| {
+        schema
+            .column_type(table, column)
+            .is_some_and(|t| t.pg == PgType::Timestamptz)
+    };
+    match stmt {
+        Statement::Insert(insert) => {
+            if let sqlparser::ast::TableObject::TableName(name) = &insert.table
+                && let Some(source) = insert.source.as_mut()
+                && let SetExpr::Values(values) = source.body.as_mut()
+            {
+                let table = name_text(name);
+                let columns: Vec<String> = if insert.columns.is_empty() {
+                    schema
+                        .table(&table)
+                        .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
+                        .unwrap_or_default()
+                } else {
+                    insert.columns.iter().map(name_text).collect()
+                };
+                for row in &mut values.rows {
+                    for (expr, column) in row.iter_mut().zip(&columns) {
+                        if is_timestamptz(&table, column) {
+                            resolve(expr)?;
+                        }
+                    }
+                }
+            }
+        }
+        Statement::Update(update) => {
+            for assignment in &mut update.assignments {
+                if let sqlparser::ast::AssignmentTarget::ColumnName(column) = &assignment.target
+                    && scope
+                        .column(None, &name_text(column))
+                        .is_some_and(|t| t.pg == PgType::Timestamptz)
+                {
+                    resolve(&mut assignment.value)?;
+                }
+            }
+        }
+        _ => {}
+    }
+    let mut resolver = Resolve {
+        scope: &scope,
+        error: None,
+    };
+    let _ = stmt.visit(&mut resolver);
+    resolver.error.map_or(Ok(()), Err)
 }
 
 /// What the AST says about one select-list item.

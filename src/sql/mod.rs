@@ -2,9 +2,11 @@
 //! parameter and result types.
 pub mod catalog_rewrite;
 pub mod copy;
+pub(crate) mod datetime;
 pub mod error;
 pub(crate) mod grouping;
 pub mod infer;
+pub(crate) mod numeric;
 pub mod plan;
 pub mod rewrite;
 pub mod types;

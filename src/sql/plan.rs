@@ -16,7 +16,10 @@ use sqlparser::parser::Parser;
 
 use super::copy::{CopyCommand, parse_copy};
 use super::error::SqlError;
-use super::infer::{ProjectedItem, Scope, parameter_types, projection};
+use super::infer::{
+    ProjectedItem, Scope, parameter_types, projection, resolve_timestamptz_literals,
+    round_numeric_arithmetic,
+};
 use super::rewrite::{Rewritten, name_text, rewrite};
 use super::types::TypeWithMod;
 use crate::storage::schema::Schema;
@@ -639,8 +642,14 @@ fn plan_statement(stmt: Statement, schema: &Schema) -> Plan {
     if let Err(error) = name_insert_columns(&mut stmt, schema) {
         return Plan::refuse(error);
     }
+    if let Err(error) = resolve_timestamptz_literals(&mut stmt, schema) {
+        return Plan::refuse(error);
+    }
     let creates_virtual_table = matches!(stmt, Statement::CreateVirtualTable { .. });
     let parsed = Arc::new(stmt.clone());
+    // After the copy routing and merging read: the rounding is how SQLite evaluates the
+    // statement, not what it says.
+    round_numeric_arithmetic(&mut stmt, schema);
     let types = Scope::with_params(&stmt, schema, &params);
     match rewrite(stmt, catalog, &types) {
         Ok(rewritten) => Plan {

@@ -23,7 +23,7 @@ use sqlparser::parser::Parser;
 
 use super::error::SqlError;
 use super::infer::Scope;
-use super::types::{PgType, TypeWithMod, declared_type};
+use super::types::{PgType, TypeWithMod, declared_type, store_trigger_name, store_triggers};
 use crate::storage::checked;
 use crate::storage::schema::{CatalogChange, Schema};
 
@@ -140,6 +140,7 @@ pub(crate) fn rewrite(
                     AlterTableOperation::AddColumn { column_def, .. } => {
                         let mut column_def = column_def;
                         let declared = declared_type(&column_def.data_type.to_string());
+                        check_storable(declared.ty)?;
                         out.catalog.push(CatalogChange::Declare {
                             table: name_text(&alter.name),
                             columns: vec![(column_def.name.value.clone(), declared.ty)],
@@ -147,6 +148,11 @@ pub(crate) fn rewrite(
                         column_def.data_type = sqlite_column_type(&column_def.data_type, declared);
                         out.statements
                             .push(format!("ALTER TABLE {table} ADD COLUMN {column_def}"));
+                        out.statements.extend(store_triggers(
+                            &name_text(&alter.name),
+                            &column_def.name.value,
+                            declared.ty,
+                        ));
                     }
                     AlterTableOperation::RenameTable { table_name } => {
                         let to = match &table_name {
@@ -161,6 +167,23 @@ pub(crate) fn rewrite(
                             "ALTER TABLE {table} RENAME TO {}",
                             unqualified(&to)
                         ));
+                    }
+                    AlterTableOperation::DropColumn { column_names, .. } => {
+                        for column in &column_names {
+                            // SQLite refuses to drop a column its triggers use.
+                            for event in ["INSERT", "UPDATE"] {
+                                out.statements.push(format!(
+                                    "DROP TRIGGER IF EXISTS \"{}\"",
+                                    store_trigger_name(
+                                        &name_text(&alter.name),
+                                        &column.value,
+                                        event
+                                    )
+                                ));
+                            }
+                            out.statements
+                                .push(format!("ALTER TABLE {table} DROP COLUMN {column}"));
+                        }
                     }
                     other => out.statements.push(format!("ALTER TABLE {table} {other}")),
                 }
@@ -259,6 +282,11 @@ fn unqualified(name: &ObjectName) -> String {
     }
 }
 
+/// `name` as a double-quoted SQL identifier.
+pub(crate) fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 /// The bare (unquoted) last identifier of a name.
 pub fn name_text(name: &ObjectName) -> String {
     match name.0.last() {
@@ -289,12 +317,30 @@ fn sqlite_column_type(data_type: &DataType, declared: super::types::DeclaredType
     }
 }
 
+/// Refuses a column type whose values shardgate could not keep as PostgreSQL does.
+fn check_storable(ty: TypeWithMod) -> Result<(), SqlError> {
+    if ty.pg != PgType::Numeric {
+        return Ok(());
+    }
+    let digits = super::numeric::EXACT_DIGITS;
+    match (ty.numeric_precision(), ty.numeric_scale()) {
+        (Some(precision), Some(_)) if precision <= digits => Ok(()),
+        (Some(precision), _) => Err(SqlError::Unsupported(format!(
+            "numeric({precision}, ...) is not supported by shardgate: it keeps numerics exact up to {digits} digits; declare numeric(p, s) with p <= {digits}"
+        ))),
+        _ => Err(SqlError::Unsupported(format!(
+            "numeric without a precision and scale is not supported by shardgate: its values could not be kept exact; declare numeric(p, s) with p <= {digits}"
+        ))),
+    }
+}
+
 fn rewrite_create_table(mut create: sqlparser::ast::CreateTable) -> Result<Rewritten, SqlError> {
     let table = name_text(&create.name);
     let mut declared_columns = Vec::new();
     let mut checks = Vec::new();
     for column in &mut create.columns {
         let mut declared = declared_type(&column.data_type.to_string());
+        check_storable(declared.ty)?;
         let identity = column.options.iter().any(|o| {
             matches!(
                 o.option,
@@ -367,8 +413,12 @@ fn rewrite_create_table(mut create: sqlparser::ast::CreateTable) -> Result<Rewri
             sql.insert_str(close, &extra);
         }
     }
+    let mut statements = vec![sql];
+    for (column, ty) in &declared_columns {
+        statements.extend(store_triggers(&table, column, *ty));
+    }
     Ok(Rewritten {
-        statements: vec![sql],
+        statements,
         catalog: vec![CatalogChange::Declare {
             table,
             columns: declared_columns,

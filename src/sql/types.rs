@@ -81,6 +81,74 @@ impl TypeWithMod {
     }
 }
 
+impl TypeWithMod {
+    /// A numeric whose values have `scale` digits after the point, as PostgreSQL prints the
+    /// result of arithmetic and aggregates over numerics of known scale (PostgreSQL's typmod
+    /// for it would be -1; the scale is carried here so the result prints as it does there).
+    pub fn numeric_of_scale(scale: usize) -> Self {
+        TypeWithMod {
+            pg: PgType::Numeric,
+            typmod: ((NUMERIC_MAX_PRECISION << 16) | scale as i32) + 4,
+        }
+    }
+
+    /// SQL giving the form in which a value `value` (SQL) of this type is stored, for the
+    /// types whose stored form is not whatever SQLite's affinity makes of it: a timestamptz
+    /// as fixed-width UTC text, a `numeric(p, s)` rounded to its scale (half away from zero,
+    /// as PostgreSQL rounds on assignment).
+    pub fn store_expression(self, value: &str) -> Option<String> {
+        match self.pg {
+            PgType::Timestamptz => crate::storage::checked::cast_function(self.pg)
+                .map(|cast| format!("{cast}({value})")),
+            PgType::Numeric => self
+                .numeric_scale()
+                .map(|scale| format!("{}({value}, {scale})", super::numeric::ROUND_FUNCTION)),
+            _ => None,
+        }
+    }
+}
+
+/// PostgreSQL's largest numeric precision.
+const NUMERIC_MAX_PRECISION: i32 = 1000;
+
+/// The triggers that keep every value a write puts into `table.column` in the stored form of
+/// its type ([`TypeWithMod::store_expression`]), whatever expression produced it
+/// (`INSERT ... SELECT`, another column, SQLite's `CURRENT_TIMESTAMP`, a literal default).
+/// They run after the row is written and only change it when it is not in that form yet.
+/// None for a type stored as SQLite makes it.
+pub fn store_triggers(table: &str, column: &str, ty: TypeWithMod) -> Vec<String> {
+    use super::rewrite::quote_identifier;
+    let (t, c) = (quote_identifier(table), quote_identifier(column));
+    let Some(stored) = ty.store_expression(&format!("NEW.{c}")) else {
+        return Vec::new();
+    };
+    ["INSERT", "UPDATE"]
+        .iter()
+        .map(|event| {
+            let on = match *event {
+                "UPDATE" => format!("UPDATE OF {c}"),
+                other => other.to_string(),
+            };
+            format!(
+                "CREATE TRIGGER {} AFTER {on} ON {t} FOR EACH ROW WHEN NEW.{c} IS NOT {stored} \
+                 BEGIN UPDATE {t} SET {c} = {stored} WHERE rowid = NEW.rowid; END",
+                quote_identifier(&store_trigger_name(table, column, event))
+            )
+        })
+        .collect()
+}
+
+/// The name of one of [`store_triggers`]: `event` is `INSERT` or `UPDATE`.
+pub fn store_trigger_name(table: &str, column: &str, event: &str) -> String {
+    format!(
+        "{}store_{}_{}_{}",
+        crate::storage::schema::INTERNAL_PREFIX,
+        table.to_ascii_lowercase(),
+        column.to_ascii_lowercase(),
+        event.to_ascii_lowercase()
+    )
+}
+
 impl PgType {
     pub fn oid(self) -> u32 {
         self.wire_type().oid()

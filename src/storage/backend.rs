@@ -117,13 +117,20 @@ impl SqliteBackend {
         })
     }
 
-    /// Loads the schema snapshot; called once after opening.
+    /// Loads the schema snapshot; called once after opening. A primary first converts what an
+    /// earlier version stored in a form this one does not read.
     pub async fn load_schema(&self) -> Result<(), StorageError> {
         let pool = self.writer.as_ref().unwrap_or(&self.readers);
         let internal = Canceller::default();
         let mut lease = pool.lease(&internal).await?;
+        let primary = self.writer.is_some();
         let schema = lease
-            .run_blocking(&internal, |conn| conn.as_internal(Schema::load))
+            .run_blocking(&internal, move |conn| {
+                if primary {
+                    super::schema::convert_stored_forms(conn)?;
+                }
+                conn.as_internal(Schema::load)
+            })
             .await?;
         if let Ok(mut slot) = self.schema.write() {
             *slot = Arc::new(schema);

@@ -108,6 +108,18 @@ pub(crate) struct DataError {
 }
 
 impl DataError {
+    /// The data exception for a value the SQL layer refused.
+    pub(crate) fn from_sql(error: &crate::sql::error::SqlError) -> Self {
+        use crate::sql::error::SqlError;
+        let kind = match error {
+            SqlError::InvalidDatetime(_) => K::InvalidDatetimeFormat,
+            SqlError::InvalidParameter(_) => K::InvalidTextRepresentation,
+            SqlError::OutOfRange(_) => K::NumericOutOfRange,
+            _ => K::FeatureNotSupported,
+        };
+        DataError::new(kind, error.to_string())
+    }
+
     fn new(kind: K, message: impl Into<String>) -> Self {
         DataError {
             kind,
@@ -680,6 +692,12 @@ fn cast_datetime(ctx: &Context<'_>, ty: PgType) -> rusqlite::Result<Value> {
         return Ok(Value::Text(date_text(&text)?));
     }
     check_datetime_text(&text, ty)?;
+    if ty == PgType::Timestamptz {
+        // One stored form for every instant (see `sql::datetime`).
+        return crate::sql::datetime::to_stored(&text)
+            .map(Value::Text)
+            .map_err(|e| DataError::from_sql(&e).into());
+    }
     Ok(owned(value))
 }
 

@@ -404,6 +404,22 @@ fn register_functions(
                 .to_string())
         })?;
     }
+    conn.create_scalar_function(
+        crate::sql::numeric::ROUND_FUNCTION,
+        2,
+        deterministic,
+        |ctx| {
+            let scale: u32 = ctx.get(1)?;
+            match ctx.get::<rusqlite::types::Value>(0)? {
+                rusqlite::types::Value::Real(f) => crate::sql::numeric::round(f, scale)
+                    .map(rusqlite::types::Value::Real)
+                    .map_err(|e| super::checked::DataError::from_sql(&e).into()),
+                // Integers need no rounding; text that is not a number is left to the input
+                // checks, not turned into a number here.
+                other => Ok(other),
+            }
+        },
+    )?;
     // PostgreSQL's random() is a float in [0, 1); SQLite's is a 64-bit integer.
     conn.create_scalar_function("random", 0, volatile, |_| Ok(rand::random::<f64>()))?;
     conn.create_scalar_function("gen_random_uuid", 0, volatile, |_| {

@@ -27,6 +27,104 @@ pub fn create_internal_tables(conn: &Connection) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// Converts what a file written by an earlier version stored in a form this one does not
+/// read: timestamptz columns held the text a client sent (offset and all), `numeric(p, s)`
+/// columns held values not rounded to their scale. Each such column (one without its
+/// [`store_triggers`]) gets its triggers, and its values are rewritten into the stored form.
+/// It runs on a primary's writer in one transaction, so on a replicated shard the replicas
+/// receive it through the log like any other write. Returns how many columns were
+/// converted; a value that does not convert (a timestamptz that is not a timestamp) fails
+/// the conversion, naming the table and column.
+pub fn convert_stored_forms(conn: &super::SqlConn) -> Result<usize, StorageError> {
+    use crate::sql::rewrite::quote_identifier;
+    use crate::sql::types::{store_trigger_name, store_triggers};
+    let columns: Vec<(String, String, TypeWithMod)> = conn.as_internal(|c| {
+        let mut stmt = c.prepare(
+            "SELECT m.name, p.name, k.type_oid, k.type_mod FROM _shardgate_columns AS k \
+             JOIN sqlite_schema AS m ON lower(m.name) = k.table_name AND m.type = 'table' \
+             JOIN pragma_table_info(m.name) AS p ON lower(p.name) = k.column_name",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, i64>(3)?,
+            ))
+        })?;
+        let mut columns = Vec::new();
+        for row in rows {
+            let (table, column, oid, typmod) = row?;
+            let Some(pg) = PgType::from_oid(oid as u32) else {
+                continue;
+            };
+            let ty = TypeWithMod {
+                pg,
+                typmod: typmod as i32,
+            };
+            if ty.store_expression("").is_none() {
+                continue;
+            }
+            let trigger = store_trigger_name(&table, &column, "INSERT");
+            let converted: bool = c.query_row(
+                "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'trigger' AND name = ?1",
+                [&trigger],
+                |row| row.get(0),
+            )?;
+            if !converted {
+                columns.push((table, column, ty));
+            }
+        }
+        Ok::<_, StorageError>(columns)
+    })?;
+    if columns.is_empty() {
+        return Ok(0);
+    }
+    let triggers: Vec<Arc<str>> = columns
+        .iter()
+        .flat_map(|(table, column, ty)| store_triggers(table, column, *ty))
+        .map(Arc::from)
+        .collect();
+    conn.begin()?;
+    let converted = conn
+        .with_ddl_logged(&triggers, || {
+            triggers
+                .iter()
+                .try_for_each(|sql| Ok::<_, StorageError>(conn.conn.execute_batch(sql)?))
+        })
+        .and_then(|()| {
+            columns.iter().try_for_each(|(table, column, ty)| {
+                let (t, c) = (quote_identifier(table), quote_identifier(column));
+                let stored = ty.store_expression(&c).unwrap_or_else(|| c.clone());
+                conn.conn
+                    .execute(
+                        &format!("UPDATE {t} SET {c} = {stored} WHERE {c} IS NOT {stored}"),
+                        [],
+                    )
+                    .map(|changed| {
+                        tracing::info!(
+                            "converted {changed} values of {table}.{column} to the stored form of {}",
+                            ty.pg.wire_type().name()
+                        )
+                    })
+                    .map_err(|e| {
+                        let e = StorageError::from(e);
+                        StorageError::new(
+                            e.kind,
+                            format!(
+                                "cannot convert column {table}.{column} written by an earlier shardgate: {e}"
+                            ),
+                        )
+                    })
+            })
+        })
+        .and_then(|()| conn.commit().map(|_| columns.len()));
+    if converted.is_err() {
+        conn.rollback();
+    }
+    converted
+}
+
 /// A change to the recorded declared types that goes with a DDL statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CatalogChange {

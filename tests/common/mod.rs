@@ -85,7 +85,12 @@ replicas = [
 
 /// Starts a server in-process from config `text` (its data directory is a fresh one).
 pub async fn start_config(text: &str) -> TestServer {
-    let data_dir = temp_dir("server");
+    start_config_in(text, temp_dir("server")).await
+}
+
+/// Starts a server in-process from config `text` on the files in `data_dir` (removed when
+/// the server is dropped).
+pub async fn start_config_in(text: &str, data_dir: PathBuf) -> TestServer {
     let config = Config::parse(
         text,
         &Overrides {
@@ -129,6 +134,13 @@ impl TestServer {
             let _ = connection.await;
         });
         client
+    }
+
+    /// Stops the server and keeps its files (the next server may open them).
+    pub async fn stop_keeping_files(mut self) -> PathBuf {
+        let data_dir = std::mem::take(&mut self.data_dir);
+        self.stop().await;
+        data_dir
     }
 
     pub async fn stop(mut self) {
