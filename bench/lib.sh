@@ -167,6 +167,7 @@ wait_caught_up() {
 # config for the bench scripts and has `check-config` validate it. SHARDS is 1 or more (several
 # shard pgbench's tables by hash); REPLICAS per shard is 0, 1 or 2 (two get weights 2:1); MODE is
 # the replication mode (unused without replicas); SYNCHRONOUS the [storage] synchronous value.
+# SG_REPLICATION_EXTRA, when set, is added to the [replication] section (e.g. a read_consistency).
 write_sg_toml() {
   local file=$1 label=$2 port=$3 data=$4 auth=$5 shards=$6 replicas=$7 mode=$8 sync=$9 i s
   {
@@ -194,6 +195,7 @@ min_acks = 1
 ack_timeout = "10s"
 max_lag = "30s"
 health_check_interval = "10s"
+${SG_REPLICATION_EXTRA:-}
 
 EOF
     fi
