@@ -454,6 +454,22 @@ pub fn round_numeric_arithmetic(stmt: &mut Statement, schema: &Schema) {
     let _ = stmt.visit(&mut Round { scope: &scope });
 }
 
+/// The columns an INSERT fills, in order: those it names, else every column of its table.
+pub(crate) fn insert_columns(
+    table: &str,
+    named: &[sqlparser::ast::ObjectName],
+    schema: &Schema,
+) -> Vec<String> {
+    if named.is_empty() {
+        schema
+            .table(table)
+            .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
+            .unwrap_or_default()
+    } else {
+        named.iter().map(name_text).collect()
+    }
+}
+
 fn wider(a: PgType, b: PgType) -> PgType {
     use PgType::*;
     let rank = |t| match t {
@@ -503,14 +519,7 @@ pub fn parameter_types(stmt: &Statement, schema: &Schema) -> Vec<TypeWithMod> {
         && let sqlparser::ast::TableObject::TableName(name) = &insert.table
     {
         let table = name_text(name);
-        let columns: Vec<String> = if insert.columns.is_empty() {
-            schema
-                .table(&table)
-                .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
-                .unwrap_or_default()
-        } else {
-            insert.columns.iter().map(name_text).collect()
-        };
+        let columns = insert_columns(&table, &insert.columns, schema);
         if let Some(source) = &insert.source
             && let SetExpr::Values(values) = source.body.as_ref()
         {
@@ -782,14 +791,7 @@ pub fn resolve_timestamptz_literals(stmt: &mut Statement, schema: &Schema) -> Re
                 && let SetExpr::Values(values) = source.body.as_mut()
             {
                 let table = name_text(name);
-                let columns: Vec<String> = if insert.columns.is_empty() {
-                    schema
-                        .table(&table)
-                        .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
-                        .unwrap_or_default()
-                } else {
-                    insert.columns.iter().map(name_text).collect()
-                };
+                let columns = insert_columns(&table, &insert.columns, schema);
                 for row in &mut values.rows {
                     for (expr, column) in row.iter_mut().zip(&columns) {
                         if is_timestamptz(&table, column) {

@@ -238,14 +238,7 @@ fn cast_assigned_literals(stmt: &mut Statement, schema: &Schema) {
                 return;
             };
             let table = name_text(name);
-            let columns: Vec<String> = if insert.columns.is_empty() {
-                schema
-                    .table(&table)
-                    .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
-                    .unwrap_or_default()
-            } else {
-                insert.columns.iter().map(name_text).collect()
-            };
+            let columns = super::infer::insert_columns(&table, &insert.columns, schema);
             if let Some(source) = &mut insert.source
                 && let SetExpr::Values(values) = source.body.as_mut()
             {
