@@ -12,7 +12,7 @@
 mod common;
 
 use common::postgres::Postgres;
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::Client;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Outcome {
@@ -22,19 +22,7 @@ enum Outcome {
 
 async fn outcome(client: &Client, sql: &str) -> Outcome {
     match client.simple_query(sql).await {
-        Ok(messages) => Outcome::Rows(
-            messages
-                .iter()
-                .filter_map(|m| match m {
-                    SimpleQueryMessage::Row(row) => Some(
-                        (0..row.len())
-                            .map(|i| row.get(i).map(str::to_string))
-                            .collect(),
-                    ),
-                    _ => None,
-                })
-                .collect(),
-        ),
+        Ok(messages) => Outcome::Rows(common::text_rows(&messages)),
         Err(e) => Outcome::Error(match e.code() {
             Some(code) => code.code().to_string(),
             None => format!("no SQLSTATE: {e}"),

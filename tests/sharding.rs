@@ -552,17 +552,7 @@ async fn text_rows(client: &Client, sql: &str) -> Result<Vec<Vec<Option<String>>
         .simple_query(sql)
         .await
         .map_err(|e| format!("{}: {e}", sqlstate(&e)))?;
-    Ok(messages
-        .iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some(
-                (0..row.len())
-                    .map(|i| row.get(i).map(str::to_string))
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect())
+    Ok(common::text_rows(&messages))
 }
 
 /// Issue 10, item 2: each of these was answered differently (or failed differently) on four

@@ -260,13 +260,14 @@ pub(crate) fn dependent_on_key(
     Ok(allowed)
 }
 
-/// Whether an expression calls an aggregate of its own query (not of a subquery).
-fn has_own_aggregate(expr: &Expr) -> bool {
-    struct Finder {
+/// Calls `f` on `expr` and on each sub-expression of its own query, skipping subqueries
+/// (their columns and aggregates belong to another query level); `f` may stop the walk.
+fn visit_own_level(expr: &Expr, f: impl FnMut(&Expr) -> ControlFlow<()>) {
+    struct OwnLevel<F> {
         depth: usize,
-        found: bool,
+        f: F,
     }
-    impl Visitor for Finder {
+    impl<F: FnMut(&Expr) -> ControlFlow<()>> Visitor for OwnLevel<F> {
         type Break = ();
         fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
             self.depth += 1;
@@ -277,22 +278,27 @@ fn has_own_aggregate(expr: &Expr) -> bool {
             ControlFlow::Continue(())
         }
         fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
-            if self.depth == 0
-                && let Expr::Function(function) = expr
-                && is_aggregate(function)
-            {
-                self.found = true;
-                return ControlFlow::Break(());
+            if self.depth == 0 {
+                (self.f)(expr)
+            } else {
+                ControlFlow::Continue(())
             }
-            ControlFlow::Continue(())
         }
     }
-    let mut finder = Finder {
-        depth: 0,
-        found: false,
-    };
-    let _ = expr.visit(&mut finder);
-    finder.found
+    let _ = expr.visit(&mut OwnLevel { depth: 0, f });
+}
+
+/// Whether an expression calls an aggregate of its own query (not of a subquery).
+fn has_own_aggregate(expr: &Expr) -> bool {
+    let mut found = false;
+    visit_own_level(expr, |e| {
+        if matches!(e, Expr::Function(function) if is_aggregate(function)) {
+            found = true;
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    });
+    found
 }
 
 /// The column references of `expr` outside aggregates, outside subqueries and outside
@@ -313,36 +319,16 @@ fn ungrouped_columns(expr: &Expr, group_keys: &[String]) -> Vec<Expr> {
             ControlFlow::Continue(())
         }
     }
-    struct Columns {
-        depth: usize,
-        found: Vec<Expr>,
-    }
-    impl Visitor for Columns {
-        type Break = ();
-        fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
-            self.depth += 1;
-            ControlFlow::Continue(())
-        }
-        fn post_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
-            self.depth -= 1;
-            ControlFlow::Continue(())
-        }
-        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
-            if self.depth == 0 && matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
-            {
-                self.found.push(expr.clone());
-            }
-            ControlFlow::Continue(())
-        }
-    }
     let mut stripped = expr.clone();
     let _ = VisitMut::visit(&mut stripped, &mut Strip { group_keys });
-    let mut columns = Columns {
-        depth: 0,
-        found: Vec::new(),
-    };
-    let _ = stripped.visit(&mut columns);
-    columns.found
+    let mut columns = Vec::new();
+    visit_own_level(&stripped, |e| {
+        if matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+            columns.push(e.clone());
+        }
+        ControlFlow::Continue(())
+    });
+    columns
 }
 
 /// The plain tables of a FROM list: (qualifier, schema entry).

@@ -199,3 +199,18 @@ pub fn python_module(module: &str) -> Option<PathBuf> {
         .is_ok_and(|o| o.status.success());
     require(imports, &format!("python3 cannot import {module}")).then_some(python)
 }
+
+/// The rows of a simple-protocol answer as text (`None` for NULL), in order.
+pub fn text_rows(messages: &[tokio_postgres::SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).map(str::to_string))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
