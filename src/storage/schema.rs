@@ -27,6 +27,18 @@ pub fn create_internal_tables(conn: &Connection) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// A row of table, column, type oid and type modifier (as `_shardgate_columns` records them)
+/// read as the declared type; `None` for an oid this version does not know.
+fn declared_column(row: &rusqlite::Row) -> rusqlite::Result<(String, String, Option<TypeWithMod>)> {
+    let oid: i64 = row.get(2)?;
+    let typmod: i64 = row.get(3)?;
+    let ty = PgType::from_oid(oid as u32).map(|pg| TypeWithMod {
+        pg,
+        typmod: typmod as i32,
+    });
+    Ok((row.get(0)?, row.get(1)?, ty))
+}
+
 /// Converts what a file written by an earlier version stored in a form this one does not
 /// read: timestamptz columns held the text a client sent (offset and all), `numeric(p, s)`
 /// columns held values not rounded to their scale. Each such column (one without its
@@ -44,23 +56,12 @@ pub fn convert_stored_forms(conn: &super::SqlConn) -> Result<usize, StorageError
              JOIN sqlite_schema AS m ON lower(m.name) = k.table_name AND m.type = 'table' \
              JOIN pragma_table_info(m.name) AS p ON lower(p.name) = k.column_name",
         )?;
-        let rows = stmt.query_map([], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, i64>(2)?,
-                row.get::<_, i64>(3)?,
-            ))
-        })?;
+        let rows = stmt.query_map([], declared_column)?;
         let mut columns = Vec::new();
         for row in rows {
-            let (table, column, oid, typmod) = row?;
-            let Some(pg) = PgType::from_oid(oid as u32) else {
+            let (table, column, ty) = row?;
+            let Some(ty) = ty else {
                 continue;
-            };
-            let ty = TypeWithMod {
-                pg,
-                typmod: typmod as i32,
             };
             if ty.store_expression("").is_none() {
                 continue;
@@ -218,24 +219,10 @@ impl Schema {
             let mut stmt = conn.prepare(
                 "SELECT table_name, column_name, type_oid, type_mod FROM _shardgate_columns",
             )?;
-            let rows = stmt.query_map([], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, i64>(2)?,
-                    row.get::<_, i64>(3)?,
-                ))
-            })?;
+            let rows = stmt.query_map([], declared_column)?;
             for row in rows {
-                let (table, column, oid, typmod) = row?;
-                if let Some(pg) = PgType::from_oid(oid as u32) {
-                    declared.insert(
-                        (table, column),
-                        TypeWithMod {
-                            pg,
-                            typmod: typmod as i32,
-                        },
-                    );
+                if let (table, column, Some(ty)) = row? {
+                    declared.insert((table, column), ty);
                 }
             }
         }
